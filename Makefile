@@ -1,0 +1,36 @@
+# Warden — the commands a developer and CI use. Every target creates the virtualenv if missing.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: test demo protos bench lint typecheck clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## make test: the whole suite (unit, property, integration on loopback, PostgreSQL)
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadgroup -q
+
+## make demo: the most complete end-to-end flow that exists, narrated
+demo: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash deploy/demo/run.sh
+
+## make protos: regenerate protos/warden/v1/*_pb2*.py and .pyi from the .proto files
+protos: $(STAMP)
+	$(PY) -m protos.generate
+
+## make bench: every benchmark, Warden beside its peer, ratios printed
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check trust protos agent hub tests bench
+	$(VENV)/bin/mypy trust
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
