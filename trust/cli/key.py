@@ -1,9 +1,71 @@
-"""Command group (being written)."""
+"""``warden key``: generate and inspect ed25519 officer, hub and node keys."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+from trust import keys
+from trust.cli._common import add_passphrase_option, read_passphrase
+from trust.cli.main import add_command, add_group
+from trust.errors import KeyError_
+
+__all__ = ["register"]
+
+
+def _generate(args: argparse.Namespace) -> int:
+    key = keys.generate()
+    keys.save_private(key, args.out, passphrase=read_passphrase(args))
+    if args.public_out:
+        keys.save_public(key.public, args.public_out)
+    _print_key(args.out, key.public, args.json)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    try:
+        head = Path(args.file).read_bytes()[:4096]
+    except OSError as exc:
+        raise KeyError_(f"{args.file}: cannot read ({exc.strerror})") from exc
+    if b"PRIVATE KEY-----" in head:
+        public = keys.load_private(args.file, read_passphrase(args)).public
+    else:
+        public = keys.load_public(args.file)
+    _print_key(args.file, public, args.json)
+    return 0
+
+
+def _print_key(path: str, public: keys.PublicKey, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"file": path, "key_id": public.key_id, "public": public.b64}))
+    else:
+        print(f"key id:     {public.key_id}")
+        print(f"public key: {public.b64}")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add this module's command group to ``warden``."""
+    """Add ``warden key``."""
+    group = add_group(subparsers, "key", "generate and inspect ed25519 keys")
+    gen = add_command(
+        group,
+        "generate",
+        _generate,
+        "generate an ed25519 key (PEM PKCS#8, mode 0600) and print its key id",
+        "warden key generate --out officer1.key",
+    )
+    gen.add_argument("--out", required=True, metavar="FILE", help="private key file to create")
+    gen.add_argument("--public-out", metavar="FILE", help="also write the public key PEM here")
+    gen.add_argument("--json", action="store_true", help="print JSON")
+    add_passphrase_option(gen)
+
+    show = add_command(
+        group,
+        "show",
+        _show,
+        "print the key id and public key of a private or public key file",
+        "warden key show officer1.key",
+    )
+    show.add_argument("file", metavar="FILE")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    add_passphrase_option(show)

@@ -1,9 +1,276 @@
-"""Command group (being written)."""
+"""``warden root``: create, sign, inspect, verify and rotate the trust root.
+
+The life of a root: ``init`` writes version 1 (unsigned, or signed with ``--sign``); each root
+officer adds a signature with ``sign``; ``verify`` checks the threshold. ``rotate`` writes
+version N+1 from N with changed roles; it is valid only once a threshold of N's root keys *and*
+of N+1's root keys signed it, which ``verify --trusted OLD`` checks.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from trust import dsse
+from trust.cli._common import (
+    add_passphrase_option,
+    load_public_keys,
+    load_signing_keys,
+    write_atomic,
+)
+from trust.cli.main import add_command, add_group
+from trust.errors import FormatError, UsageError
+from trust.keys import KeyId, PublicKey
+from trust.root import (
+    APPROVER_PREFIX,
+    ROOT_PAYLOAD_TYPE,
+    Role,
+    RootMetadata,
+    TrustRoot,
+    load_envelope,
+)
+from trust.timeutil import format_time, parse_duration, parse_time, utcnow
+
+__all__ = ["register"]
+
+_ROLE_FLAGS = ("root", "policy", "hub")
+
+
+def _majority(n: int) -> int:
+    return n // 2 + 1
+
+
+def _parse_approvers(specs: Sequence[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for spec in specs:
+        name, sep, files = spec.partition("=")
+        if not sep or not name or not files:
+            raise UsageError(f"--approver {spec!r}: expected ROLE=KEYFILE[,KEYFILE...]")
+        out.setdefault(name, []).extend(f for f in files.split(",") if f)
+    return out
+
+
+def _parse_thresholds(specs: Sequence[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        if not sep or not value.isdigit():
+            raise UsageError(f"--approver-threshold {spec!r}: expected ROLE=N")
+        out[name] = int(value)
+    return out
+
+
+def _roles_from_args(
+    args: argparse.Namespace, base: RootMetadata | None
+) -> tuple[dict[KeyId, PublicKey], dict[str, Role]]:
+    """Roles from flags; roles not given on the command line are carried over from ``base``."""
+    keys: dict[KeyId, PublicKey] = {}
+    roles: dict[str, Role] = {}
+    role_files: dict[str, list[str]] = {r: getattr(args, f"{r}_key") or [] for r in _ROLE_FLAGS}
+    thresholds: dict[str, int | None] = {r: getattr(args, f"{r}_threshold") for r in _ROLE_FLAGS}
+    for name, files in _parse_approvers(args.approver or []).items():
+        role_files[APPROVER_PREFIX + name] = files
+    for name, t in _parse_thresholds(args.approver_threshold or []).items():
+        thresholds[APPROVER_PREFIX + name] = t
+    for role, files in role_files.items():
+        if not files:
+            if base is not None and role in base.roles:
+                old = base.roles[role]
+                threshold = thresholds.get(role) or old.threshold
+                roles[role] = Role(old.keyids, threshold)
+                keys.update({k: base.keys[k] for k in old.keyids})
+                continue
+            if role in _ROLE_FLAGS:
+                raise UsageError(f"--{role}-key is required: the root needs a {role!r} role")
+            continue
+        pubs = load_public_keys(files)
+        ids = tuple(dict.fromkeys(p.key_id for p in pubs))
+        keys.update({p.key_id: p for p in pubs})
+        threshold = thresholds.get(role) or (_majority(len(ids)) if role != "hub" else 1)
+        roles[role] = Role(ids, threshold)
+    if base is not None:  # approver roles of the old root that were not respecified
+        for role, old in base.roles.items():
+            if role not in roles:
+                roles[role] = old
+                keys.update({k: base.keys[k] for k in old.keyids})
+    return keys, roles
+
+
+def _expiry(args: argparse.Namespace) -> datetime:
+    return utcnow() + (
+        parse_duration(args.expires, what="--expires") if args.expires else timedelta(days=365)
+    )
+
+
+def _write_root(meta: RootMetadata, args: argparse.Namespace) -> None:
+    signers = load_signing_keys(args.sign or [], args)
+    env = meta.envelope(signers)
+    write_atomic(args.out, env.to_json() + b"\n")
+    need = meta.roles["root"].threshold
+    print(f"wrote {args.out}: root version {meta.version}, expires {format_time(meta.expires)}")
+    print(f"signatures: {len(env.signatures)} (root role needs {need})")
+
+
+def _init(args: argparse.Namespace) -> int:
+    keys, roles = _roles_from_args(args, None)
+    _write_root(RootMetadata(1, _expiry(args), keys, roles), args)
+    return 0
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    old = _load_any_root(args.root)
+    keys, roles = _roles_from_args(args, old)
+    _write_root(RootMetadata(old.version + 1, _expiry(args), keys, roles), args)
+    print(
+        f"to take effect, root v{old.version + 1} needs {old.roles['root'].threshold} signature(s) "
+        f"from root v{old.version}'s root keys and {roles['root'].threshold} from its own"
+    )
+    return 0
+
+
+def _load_any_root(path: str) -> RootMetadata:
+    """Read a root's content without trusting it (for building the next version or signing)."""
+    env = load_envelope(path)
+    if env.payload_type != ROOT_PAYLOAD_TYPE:
+        raise FormatError(f"{path}: not a trust root (payloadType {env.payload_type!r})")
+    return RootMetadata.from_payload(env.payload, what=path)
+
+
+def _sign(args: argparse.Namespace) -> int:
+    env = load_envelope(args.root)
+    meta = _load_any_root(args.root)
+    for key in load_signing_keys(args.key, args):
+        env = dsse.add_signature(env, key)
+    out = args.out or args.root
+    write_atomic(out, env.to_json() + b"\n")
+    print(f"wrote {out}: root version {meta.version}, {len(env.signatures)} signature(s)")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    now = parse_time(args.at, what="--at") if args.at else None
+    if args.trusted:
+        trusted = TrustRoot.load(args.trusted, now=now, allow_expired=True)
+        root = trusted.rotate_chain([load_envelope(p) for p in args.roots], now=now)
+        print(
+            f"OK: root v{root.version} follows trusted root v{trusted.version} "
+            f"through {len(args.roots)} verified rotation(s)"
+        )
+    else:
+        if len(args.roots) != 1:
+            raise UsageError("give one root to verify, or --trusted OLD and the chain after it")
+        root = TrustRoot.load(args.roots[0], now=now)
+        print(f"OK: root v{root.version} is signed by its root role threshold")
+    print(f"expires {format_time(root.expires)}")
+    for name, role in sorted(root.meta.roles.items()):
+        print(f"  {name:<24} {role.threshold} of {len(role.keyids)}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    env = load_envelope(args.root)
+    meta = _load_any_root(args.root)
+    out = json.loads(meta.to_payload())
+    out["signatures"] = [s.keyid for s in env.signatures]
+    print(json.dumps(out, indent=2, sort_keys=True))
+    return 0
+
+
+def _add_role_flags(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    for role in _ROLE_FLAGS:
+        parser.add_argument(
+            f"--{role}-key",
+            action="append",
+            metavar="KEYFILE",
+            required=required,
+            help=f"public (or private) key file of a {role} signer; repeat for several",
+        )
+        parser.add_argument(
+            f"--{role}-threshold",
+            type=int,
+            metavar="N",
+            help=f"signatures the {role} role needs (default: majority; hub: 1)",
+        )
+    parser.add_argument(
+        "--approver",
+        action="append",
+        metavar="ROLE=KEYFILE[,KEYFILE]",
+        help="an approver:<ROLE> role and its keys; repeat per role",
+    )
+    parser.add_argument(
+        "--approver-threshold",
+        action="append",
+        metavar="ROLE=N",
+        help="threshold of an approver role",
+    )
+    parser.add_argument(
+        "--expires", metavar="DURATION", help="validity from now, e.g. 365d (default)"
+    )
+    parser.add_argument("--out", required=True, metavar="FILE", help="root file to write")
+    parser.add_argument(
+        "--sign", action="append", metavar="KEYFILE", help="sign right away with this private key"
+    )
+    add_passphrase_option(parser)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add this module's command group to ``warden``."""
+    """Add ``warden root``."""
+    group = add_group(
+        subparsers,
+        "root",
+        "create, sign, verify and rotate the trust root (root.json)",
+        __doc__,
+    )
+    init = add_command(
+        group,
+        "init",
+        _init,
+        "write trust root version 1 from officers' public keys",
+        "warden root init --root-key r1.key --root-key r2.key --policy-key o1.key "
+        "--policy-key o2.key --policy-key o3.key --policy-threshold 2 --hub-key hub.key "
+        "--out root.json --sign r1.key",
+    )
+    _add_role_flags(init, required=True)
+
+    sign = add_command(
+        group,
+        "sign",
+        _sign,
+        "add signatures to a root (the payload is never changed)",
+        "warden root sign root.json --key r2.key",
+    )
+    sign.add_argument("root", metavar="ROOT")
+    sign.add_argument("--key", action="append", required=True, metavar="KEYFILE")
+    sign.add_argument("--out", metavar="FILE", help="write here instead of in place")
+    add_passphrase_option(sign)
+
+    verify = add_command(
+        group,
+        "verify",
+        _verify,
+        "verify a root (threshold, expiry), or a rotation chain from a trusted root",
+        "warden root verify root-v2.json --trusted root.json",
+    )
+    verify.add_argument(
+        "roots", nargs="+", metavar="ROOT", help="root, or the chain after --trusted"
+    )
+    verify.add_argument("--trusted", metavar="ROOT", help="pinned older root to rotate from")
+    verify.add_argument("--at", metavar="TIME", help="verify as of this RFC 3339 time")
+
+    rotate = add_command(
+        group,
+        "rotate",
+        _rotate,
+        "write root version N+1 from version N; roles not given are kept",
+        "warden root rotate root.json --root-key r3.key --root-key r4.key --out root-v2.json "
+        "--sign r1.key --sign r3.key",
+    )
+    rotate.add_argument("root", metavar="ROOT", help="the current root (version N)")
+    _add_role_flags(rotate, required=False)
+
+    show = add_command(
+        group, "show", _show, "print a root's content and signers", "warden root show root.json"
+    )
+    show.add_argument("root", metavar="ROOT")

@@ -1,0 +1,439 @@
+"""Tabular data access for the checks: CSV and Parquet, read in column chunks.
+
+The checks never see a file; they see NumPy arrays. This module is the only place that opens
+validation data, and it keeps these invariants:
+
+* columns are read by name and only the columns asked for; a missing column is a
+  :class:`~trust.errors.DataError` naming the file, the column and the columns that exist;
+* a file with no rows is a ``DataError`` (a check on nothing must not pass by default);
+* numeric columns arrive as ``float64``/``int64``/``bool`` arrays (integers with nulls become
+  ``float64`` with NaN); string and dictionary columns arrive as ``object`` arrays of ``str``
+  with ``None`` for nulls;
+* chunks never exceed ``chunk_rows`` rows, so memory stays bounded by the chunk size times
+  the number of requested columns whatever the file size;
+* a sensitive-feature value that is null or NaN becomes the explicit group
+  :data:`MISSING_GROUP`; it is never dropped.
+
+Format dispatch is by suffix: ``.csv`` (optionally ``.csv.gz``), ``.parquet`` or ``.pq``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from trust.errors import DataError
+
+__all__ = [
+    "DEFAULT_CHUNK_ROWS",
+    "MISSING_GROUP",
+    "ColumnKind",
+    "iter_chunks",
+    "read_columns",
+    "schema_of",
+    "row_count",
+    "file_format",
+    "to_numpy",
+    "require_numeric",
+    "binary_labels",
+    "group_labels",
+    "factorize",
+]
+
+DEFAULT_CHUNK_ROWS = 262_144
+MISSING_GROUP = "missing"
+ColumnKind = Literal["num", "cat"]
+
+_CSV_BLOCK_BYTES = 1 << 24  # 16 MiB of CSV text per block: big enough that type inference
+# on the first block sees a representative sample, small enough to keep memory flat.
+
+
+def file_format(path: str | os.PathLike[str]) -> Literal["csv", "parquet"]:
+    """``"csv"`` or ``"parquet"`` from the file's suffix; a DataError for anything else."""
+    name = str(path).lower()
+    if name.endswith((".csv", ".csv.gz", ".csv.bz2")):
+        return "csv"
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    raise DataError(
+        f"{path}: unknown data format (expected a .csv or .parquet file)",
+        hint="rename the file with its format's suffix",
+    )
+
+
+def _check_exists(path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{path}: no such file")
+    if p.is_dir():
+        raise DataError(f"{path}: is a directory, expected a .csv or .parquet file")
+    return p
+
+
+def _open_csv(p: Path, columns: Sequence[str] | None) -> pacsv.CSVStreamingReader:
+    if p.stat().st_size == 0:
+        raise DataError(f"{p}: file is empty")
+    try:
+        reader = pacsv.open_csv(
+            p,
+            read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=list(columns) if columns is not None else None,
+                strings_can_be_null=True,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise _csv_error(p, columns, exc) from None
+    return reader
+
+
+def _csv_error(p: Path, columns: Sequence[str] | None, exc: Exception) -> DataError:
+    text = str(exc)
+    if "Empty CSV file" in text:
+        return DataError(f"{p}: file is empty")
+    if columns is not None and ("include_columns" in text or "not found" in text):
+        available = _csv_header(p)
+        missing = [c for c in (columns or ()) if c not in available]
+        if missing:
+            return _missing_column(p, missing[0], available)
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return DataError(f"{p}: cannot read CSV: {first}")
+
+
+def _csv_header(p: Path) -> list[str]:
+    try:
+        reader = pacsv.open_csv(p, read_options=pacsv.ReadOptions(block_size=1 << 16))
+        return list(reader.schema.names)
+    except (pa.ArrowInvalid, OSError):
+        return []
+
+
+def _missing_column(p: Path | str, column: str, available: Sequence[str]) -> DataError:
+    shown = ", ".join(available[:30]) + (", ..." if len(available) > 30 else "")
+    return DataError(
+        f"{p}: no column '{column}' (available: {shown or 'none'})",
+        hint="check the column name and its case",
+    )
+
+
+def _parquet_file(p: Path) -> pq.ParquetFile:
+    if p.stat().st_size == 0:
+        raise DataError(f"{p}: file is empty")
+    try:
+        return pq.ParquetFile(p)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{p}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+
+
+def _check_columns(p: Path, wanted: Sequence[str] | None, available: Sequence[str]) -> None:
+    if wanted is None:
+        return
+    have = set(available)
+    for col in wanted:
+        if col not in have:
+            raise _missing_column(p, col, available)
+    dupes = {c for c in wanted if list(wanted).count(c) > 1}
+    if dupes:
+        raise DataError(f"{p}: column '{sorted(dupes)[0]}' requested twice")
+
+
+def to_numpy(array: pa.Array | pa.ChunkedArray) -> npt.NDArray[Any]:
+    """One Arrow column as NumPy, following this module's dtype rules."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
+    t = array.type
+    if pa.types.is_dictionary(t):
+        array = array.dictionary_decode()
+        t = array.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return np.asarray(array.to_numpy(zero_copy_only=False), dtype=object)
+    if pa.types.is_boolean(t):
+        if array.null_count:
+            return np.asarray(array.to_numpy(zero_copy_only=False), dtype=object)
+        return np.asarray(array.to_numpy(zero_copy_only=False), dtype=bool)
+    if pa.types.is_integer(t):
+        if array.null_count:
+            return np.asarray(array.cast(pa.float64()).to_numpy(zero_copy_only=False))
+        return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.int64)
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return np.asarray(array.cast(pa.float64()).to_numpy(zero_copy_only=False))
+    if pa.types.is_null(t):
+        return np.full(len(array), None, dtype=object)
+    # Dates, times, binary...: hand them over as strings so that they can still serve as
+    # a categorical (for example a sensitive feature), never silently as numbers.
+    return np.asarray(array.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=object)
+
+
+def _kind(t: pa.DataType) -> ColumnKind:
+    if pa.types.is_dictionary(t):
+        return "cat"
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "num"
+    return "cat"
+
+
+def _batch_to_dict(batch: pa.RecordBatch, names: Sequence[str]) -> dict[str, npt.NDArray[Any]]:
+    return {name: to_numpy(batch.column(name)) for name in names}
+
+
+def iter_chunks(
+    path: str | os.PathLike[str],
+    columns: Sequence[str] | None = None,
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> Iterator[dict[str, npt.NDArray[Any]]]:
+    """Yield ``{column: array}`` chunks of at most ``chunk_rows`` rows, in file order.
+
+    ``columns=None`` reads every column. Raises :class:`DataError` for a missing file or
+    column, an unreadable or empty file (no rows at all), or a CSV value that does not fit
+    the type inferred for its column.
+    """
+    if chunk_rows <= 0:
+        raise DataError(f"chunk_rows must be positive, got {chunk_rows}")
+    p = _check_exists(path)
+    fmt = file_format(p)
+    total = 0
+    if fmt == "parquet":
+        pf = _parquet_file(p)
+        names = list(pf.schema_arrow.names)
+        _check_columns(p, columns, names)
+        wanted = list(columns) if columns is not None else names
+        try:
+            for batch in pf.iter_batches(batch_size=chunk_rows, columns=wanted):
+                if batch.num_rows:
+                    total += batch.num_rows
+                    yield _batch_to_dict(batch, wanted)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(f"{p}: cannot read Parquet: {str(exc).splitlines()[0]}") from None
+    else:
+        header = _csv_header(p)
+        if not header:
+            _open_csv(p, None)  # raises the precise reason (empty file, bad CSV)
+        _check_columns(p, columns, header)
+        reader = _open_csv(p, columns)
+        wanted = list(columns) if columns is not None else list(reader.schema.names)
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except pa.ArrowInvalid as exc:
+                raise _csv_type_error(p, exc) from None
+            for start in range(0, batch.num_rows, chunk_rows):
+                part = batch.slice(start, chunk_rows)
+                total += part.num_rows
+                yield _batch_to_dict(part, wanted)
+    if total == 0:
+        raise DataError(f"{p}: file has no rows")
+
+
+def _csv_type_error(p: Path, exc: Exception) -> DataError:
+    # Arrow infers a CSV column's type from the first block; a later value that does not
+    # fit (an "abc" in a numeric column) ends the stream. Name the column and the value.
+    text = str(exc).splitlines()[0]
+    return DataError(
+        f"{p}: {text}",
+        hint="a column's values must all have one type (numbers or text); clean the file",
+    )
+
+
+def read_columns(
+    path: str | os.PathLike[str], columns: Sequence[str] | None = None
+) -> dict[str, npt.NDArray[Any]]:
+    """The whole file (only ``columns``) as ``{column: array}``; same rules as iter_chunks."""
+    parts: dict[str, list[npt.NDArray[Any]]] = {}
+    for chunk in iter_chunks(path, columns, chunk_rows=1 << 22):
+        for name, arr in chunk.items():
+            parts.setdefault(name, []).append(arr)
+    return {name: _concat(arrs) for name, arrs in parts.items()}
+
+
+def _concat(arrs: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
+    if len(arrs) == 1:
+        return arrs[0]
+    kinds = {a.dtype.kind for a in arrs}
+    if "O" in kinds:
+        return np.concatenate([a.astype(object) for a in arrs])
+    if len(kinds) > 1:  # int chunk then float chunk (nulls appeared later): widen
+        return np.concatenate([a.astype(np.float64) for a in arrs])
+    return np.concatenate(arrs)
+
+
+def schema_of(path: str | os.PathLike[str]) -> dict[str, ColumnKind]:
+    """``{column: "num" | "cat"}`` for every column, in file order, without reading the rows.
+
+    Integers and floats are ``"num"``; strings, dictionaries, booleans and everything else
+    are ``"cat"``. For CSV the types are those Arrow infers from the first block.
+    """
+    p = _check_exists(path)
+    if file_format(p) == "parquet":
+        schema = _parquet_file(p).schema_arrow
+    else:
+        schema = _open_csv(p, None).schema
+    return {f.name: _kind(f.type) for f in schema}
+
+
+def row_count(path: str | os.PathLike[str]) -> int | None:
+    """Number of rows if known without a scan (Parquet metadata); ``None`` for CSV."""
+    p = _check_exists(path)
+    if file_format(p) == "parquet":
+        return int(_parquet_file(p).metadata.num_rows)
+    return None
+
+
+def require_numeric(
+    values: npt.NDArray[Any], *, column: str, source: str | os.PathLike[str] = "data"
+) -> npt.NDArray[np.float64]:
+    """``values`` as float64; DataError naming the first non-numeric value otherwise."""
+    if values.dtype.kind in "iufb":
+        return values.astype(np.float64, copy=False)
+    for v in values:
+        if v is None:
+            continue
+        try:
+            float(v)
+        except (TypeError, ValueError):
+            raise DataError(
+                f"{source}: column '{column}' must be numeric, found value {v!r}"
+            ) from None
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+_TRUE = {"1", "true", "yes", "y", "t"}
+_FALSE = {"0", "false", "no", "n", "f"}
+
+
+def binary_labels(
+    values: npt.NDArray[Any],
+    *,
+    column: str,
+    source: str | os.PathLike[str] = "data",
+    pos_label: Any = None,
+) -> npt.NDArray[np.int8]:
+    """Validate a binary label or prediction column and return it as 0/1 ``int8``.
+
+    Accepted: numbers 0/1, booleans, and the strings ``0/1``, ``true/false``, ``yes/no``.
+    With ``pos_label`` any two-valued column is accepted; ``pos_label`` becomes 1. A null,
+    NaN or third value is a DataError naming the file, column and value.
+    """
+    if pos_label is not None:
+        if values.dtype.kind in "iufb":
+            try:
+                pos = float(pos_label)
+            except (TypeError, ValueError):
+                raise DataError(
+                    f"{source}: pos_label {pos_label!r} does not match column '{column}' "
+                    "(numeric)"
+                ) from None
+            out = (values == pos).astype(np.int8)
+        else:
+            out = (values.astype(str) == str(pos_label)).astype(np.int8)
+        _check_no_nulls(values, column, source)
+        return out
+    kind = values.dtype.kind
+    if kind == "b":
+        return values.astype(np.int8)
+    if kind in "iu":
+        bad = (values != 0) & (values != 1)
+        if bad.any():
+            raise _not_binary(values[np.argmax(bad)], column, source)
+        return values.astype(np.int8)
+    if kind == "f":
+        bad = ~((values == 0.0) | (values == 1.0))
+        if bad.any():
+            raise _not_binary(values[np.argmax(bad)], column, source)
+        return values.astype(np.int8)
+    out = np.empty(len(values), dtype=np.int8)
+    for i, v in enumerate(values):
+        if isinstance(v, (bool, np.bool_)):
+            out[i] = int(v)
+            continue
+        s = str(v).strip().lower() if v is not None else None
+        if s in _TRUE:
+            out[i] = 1
+        elif s in _FALSE:
+            out[i] = 0
+        else:
+            raise _not_binary(v, column, source)
+    return out
+
+
+def _check_no_nulls(values: npt.NDArray[Any], column: str, source: str | os.PathLike[str]) -> None:
+    if values.dtype.kind == "f" and np.isnan(values).any():
+        raise _not_binary(np.nan, column, source)
+    if values.dtype.kind == "O" and any(v is None for v in values):
+        raise _not_binary(None, column, source)
+
+
+def _not_binary(value: Any, column: str, source: str | os.PathLike[str]) -> DataError:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        shown = "a missing value"
+    else:
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        shown = f"value {value!r}"
+    return DataError(
+        f"{source}: column '{column}' must be binary (0/1), found {shown}",
+        hint="pass --pos-label to name the positive class of a two-valued column",
+    )
+
+
+def _group_name(v: Any) -> str:
+    if v is None:
+        return MISSING_GROUP
+    if isinstance(v, (float, np.floating)):
+        if math.isnan(v):
+            return MISSING_GROUP
+        if float(v).is_integer():
+            return str(int(v))
+        return repr(float(v))
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    if isinstance(v, np.generic):
+        return str(v.item())
+    return str(v)
+
+
+def factorize(values: npt.NDArray[Any]) -> tuple[npt.NDArray[np.int64], list[str]]:
+    """Integer codes and their group names for one sensitive-feature chunk.
+
+    Codes index into the returned names; names are strings (integral floats print as
+    integers, booleans as ``true``/``false``); null and NaN map to :data:`MISSING_GROUP`.
+    Uses Arrow's hash-based dictionary encoding, linear in the chunk length.
+    """
+    if values.dtype.kind in "iu" and len(values):
+        lo, hi = int(values.min()), int(values.max())
+        if hi - lo < 1 << 16:  # small integer range: a lookup table beats hashing
+            present = np.flatnonzero(np.bincount(values - lo, minlength=hi - lo + 1))
+            lut = np.full(hi - lo + 1, -1, dtype=np.int64)
+            lut[present] = np.arange(len(present))
+            return lut[values - lo], [str(int(x) + lo) for x in present]
+    arr = pa.array(values, from_pandas=True)
+    encoded = pc.dictionary_encode(arr, null_encoding="encode")
+    assert isinstance(encoded, pa.DictionaryArray)
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    names = [_group_name(v) for v in encoded.dictionary.to_pylist()]
+    if len(set(names)) != len(names):
+        # Distinct raw values that print the same (1 and 1.0, None and NaN): merge them.
+        uniq: dict[str, int] = {}
+        remap = np.array([uniq.setdefault(n, len(uniq)) for n in names], dtype=np.int64)
+        return remap[codes], list(uniq)
+    return codes, names
+
+
+def group_labels(values: npt.NDArray[Any]) -> npt.NDArray[np.object_]:
+    """Sensitive-feature values as group-name strings (null/NaN become ``"missing"``)."""
+    codes, names = factorize(values)
+    return np.asarray(names, dtype=object)[codes] if len(values) else np.empty(0, dtype=object)
