@@ -255,7 +255,10 @@ def read_columns(
     for chunk in iter_chunks(path, columns, chunk_rows=1 << 22):
         for name, arr in chunk.items():
             parts.setdefault(name, []).append(arr)
-    return {name: _concat(arrs) for name, arrs in parts.items()}
+    out: dict[str, npt.NDArray[Any]] = {}
+    for name in list(parts):  # pop as we go: peak memory is the data plus one column
+        out[name] = _concat(parts.pop(name))
+    return out
 
 
 def _concat(arrs: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
@@ -332,14 +335,13 @@ def binary_labels(
                 pos = float(pos_label)
             except (TypeError, ValueError):
                 raise DataError(
-                    f"{source}: pos_label {pos_label!r} does not match column '{column}' "
-                    "(numeric)"
+                    f"{source}: pos_label {pos_label!r} does not match column '{column}' (numeric)"
                 ) from None
             out = (values == pos).astype(np.int8)
         else:
             out = (values.astype(str) == str(pos_label)).astype(np.int8)
         _check_no_nulls(values, column, source)
-        return out
+        return np.asarray(out, dtype=np.int8)
     kind = values.dtype.kind
     if kind == "b":
         return values.astype(np.int8)

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from trust.canonical import loads_strict
 from trust.errors import FormatError, SignatureError, ThresholdError
 from trust.keys import KeyId, PublicKey, SigningKey
 
@@ -75,10 +76,7 @@ class Envelope:
     def from_json(cls, data: bytes | str, *, what: str = "envelope") -> Envelope:
         """Parse an envelope strictly; ``what`` names the source (a file path) in errors."""
         raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-        try:
-            obj = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise FormatError(f"{what}: not a DSSE envelope (invalid JSON: {exc})") from exc
+        obj = loads_strict(raw, what=f"{what}: not a DSSE envelope")
         return cls.from_dict(obj, what=what, raw=raw)
 
     @classmethod

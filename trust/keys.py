@@ -170,7 +170,9 @@ def _write_exclusive(path: Path, data: bytes, mode: int, *, overwrite: bool) -> 
 def save_private(
     key: SigningKey, path: str | Path, *, passphrase: bytes | None = None, overwrite: bool = False
 ) -> None:
-    """Write ``key`` as PEM PKCS#8 to ``path`` with mode 0600."""
+    """Write ``key`` as PEM PKCS#8 to ``path``, mode 0600; encrypted when given a passphrase."""
+    if passphrase is not None and not passphrase:
+        raise KeyError_(f"{path}: refusing an empty passphrase; give a real one or none at all")
     _write_exclusive(Path(path), key.to_pem(passphrase), 0o600, overwrite=overwrite)
 
 

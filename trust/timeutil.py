@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from trust.errors import FormatError, UsageError
 
-__all__ = ["utcnow", "format_time", "parse_time", "parse_duration"]
+__all__ = ["utcnow", "format_time", "parse_time", "parse_duration", "from_now"]
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -31,11 +31,11 @@ def parse_time(text: object, *, what: str) -> datetime:
         raise FormatError(f"{what}: expected an RFC 3339 time string, got {text!r}")
     try:
         t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise FormatError(f"{what}: not an RFC 3339 time: {text!r}") from exc
-    if t.tzinfo is None:
-        raise FormatError(f"{what}: time {text!r} has no timezone; use UTC with 'Z'")
-    return t.astimezone(UTC)
+        if t.tzinfo is None:
+            raise FormatError(f"{what}: time {text!r} has no timezone; use UTC with 'Z'")
+        return t.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise FormatError(f"{what}: not an RFC 3339 time in range: {text!r}") from exc
 
 
 def parse_duration(text: str, *, what: str = "duration") -> timedelta:
@@ -44,3 +44,12 @@ def parse_duration(text: str, *, what: str = "duration") -> timedelta:
     if not m:
         raise UsageError(f"{what}: {text!r} is not a duration like 24h, 30d or 15m")
     return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+
+
+def from_now(text: str, *, what: str = "duration", now: datetime | None = None) -> datetime:
+    """``now`` plus a duration such as ``365d``; out-of-range results are a :class:`UsageError`."""
+    delta = parse_duration(text, what=what)
+    try:
+        return (now or utcnow()) + delta
+    except OverflowError as exc:
+        raise UsageError(f"{what}: {text!r} reaches past the year 9999") from exc

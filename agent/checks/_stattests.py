@@ -38,6 +38,7 @@ __all__ = [
     "psi_value",
     "sturges_edges",
     "histogram_sorted",
+    "histogram_interpolated",
     "wasserstein_norm",
     "ks_statistic",
     "ks_pvalue",
@@ -172,6 +173,30 @@ def histogram_sorted(
         return np.diff(idx).astype(np.float64)
     cum = np.concatenate([[0.0], cum_weights])
     return np.diff(cum[idx])
+
+
+def histogram_interpolated(
+    values: FloatArray, weights: FloatArray, edges: FloatArray, lo: float, hi: float
+) -> FloatArray:
+    """Bin masses of a weighted quantile sketch, reading its CDF as piecewise linear.
+
+    Each sketch point stands for rows spread around it, so its mass is centred on it and the
+    CDF runs linearly from 0 at the exact minimum to the total at the exact maximum. Far
+    better than a step CDF for sparse bins; only used for approximate (sketched) sides.
+    """
+    cum = np.cumsum(weights)
+    centre = cum - weights / 2.0
+    # Equal values would make the interpolation abscissae repeat: keep the last of each run.
+    last = np.append(values[1:] != values[:-1], True)
+    xs = np.concatenate([[lo], values[last], [hi]])
+    ys = np.concatenate([[0.0], centre[last], [float(cum[-1])]])
+    # Points at the extremes already sit on them; drop duplicates so xs stays increasing.
+    keep = np.append(xs[1:] > xs[:-1], True)
+    xs, ys = xs[keep], ys[keep]
+    ys[-1] = float(cum[-1])
+    # Sturges edges span min..max of reference ∪ current, so np.interp's clamping gives 0
+    # below the first edge and the total above the last: all mass is binned.
+    return np.diff(np.interp(edges, xs, ys))
 
 
 def _merged_cdfs(

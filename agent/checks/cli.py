@@ -1,9 +1,407 @@
-"""Command group (being written)."""
+"""``warden check``: run the checks on local data and print the evidence.
+
+``warden check run`` streams the validation data through performance and fairness, compares
+reference and current data for drift, verifies lineage and documentation, and prints one
+evidence document (JSON, or a table for people). A progress bar goes to stderr only when
+stderr is a terminal or ``--progress`` is given, so piping the JSON stays clean.
+``warden check schema`` prints the evidence JSON Schema the policy input follows.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from agent import data as datamod
+from trust.cli.main import add_command, add_group
+from trust.errors import UsageError
+
+__all__ = ["register", "render_table"]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add this module's command group to ``warden``."""
+    """Add the ``check`` command group to ``warden``."""
+    commands = add_group(
+        subparsers,
+        "check",
+        "run validation checks (performance, fairness, drift, lineage, documentation)",
+    )
+    run = add_command(
+        commands,
+        "run",
+        _cmd_run,
+        "run the checks on local data and print the evidence (JSON or a table)",
+        "warden check run --data val.parquet --label y --pred y_pred --score p "
+        "--sensitive sex,race --reference ref.parquet --manifest manifest.yaml",
+    )
+    g = run.add_argument_group("validation data")
+    g.add_argument("--data", type=Path, metavar="FILE", help="validation set (.csv or .parquet)")
+    g.add_argument("--label", metavar="COL", help="true label (or target) column")
+    g.add_argument("--pred", metavar="COL", help="prediction column (or use --model)")
+    g.add_argument(
+        "--score",
+        metavar="COL[,COL...]",
+        help="probability of the positive class; one column per class for multiclass",
+    )
+    g.add_argument(
+        "--task",
+        choices=("binary", "multiclass", "regression"),
+        default="binary",
+        help="kind of model (default: binary)",
+    )
+    g.add_argument(
+        "--pos-label", metavar="VALUE", help="positive class of a two-valued label that is not 0/1"
+    )
+    g.add_argument(
+        "--classes", metavar="A,B,...", help="multiclass labels in the order of the --score columns"
+    )
+    g.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=datamod.DEFAULT_CHUNK_ROWS,
+        metavar="N",
+        help=f"rows per chunk (default {datamod.DEFAULT_CHUNK_ROWS})",
+    )
+    g.add_argument(
+        "--no-auc",
+        action="store_true",
+        help="skip ROC AUC so memory stays flat (AUC keeps the score column)",
+    )
+    m = run.add_argument_group("model (instead of --pred)")
+    m.add_argument(
+        "--model",
+        type=Path,
+        metavar="FILE",
+        help="model artefact: .skops, .onnx, or .joblib/.pkl (with --trust-pickle)",
+    )
+    m.add_argument("--features", metavar="A,B,...", help="feature columns in the model's order")
+    m.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow joblib/pickle models: loading them RUNS CODE from the file",
+    )
+    m.add_argument(
+        "--trust-type",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="accept this type when loading a .skops file (repeatable)",
+    )
+    f = run.add_argument_group("fairness")
+    f.add_argument(
+        "--sensitive",
+        metavar="A,B,...",
+        help="sensitive feature columns (each alone, and their intersection)",
+    )
+    f.add_argument(
+        "--no-intersectional",
+        action="store_true",
+        help="with several sensitive features, skip their intersection",
+    )
+    f.add_argument(
+        "--min-group-size",
+        type=int,
+        default=0,
+        metavar="N",
+        help="report groups smaller than N by size only, outside the aggregates",
+    )
+    f.add_argument(
+        "--include-small-groups",
+        action="store_true",
+        help="keep small groups in the aggregates anyway",
+    )
+    d = run.add_argument_group("drift")
+    d.add_argument("--reference", type=Path, metavar="FILE", help="reference data")
+    d.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="reference profile from 'warden profile build' (instead of --reference)",
+    )
+    d.add_argument("--current", type=Path, metavar="FILE", help="current data (default: --data)")
+    d.add_argument("--drift-columns", metavar="A,B,...", help="columns to compare (default: all)")
+    d.add_argument(
+        "--drift-method",
+        action="append",
+        default=[],
+        metavar="COL=METHOD",
+        help="per-column method: ks, chisquare, z, jensenshannon, wasserstein, psi",
+    )
+    d.add_argument(
+        "--drift-share",
+        type=float,
+        default=0.5,
+        metavar="X",
+        help="data set drifts when this share of columns drift (default 0.5)",
+    )
+    lg = run.add_argument_group("lineage and documentation")
+    lg.add_argument("--manifest", type=Path, metavar="FILE", help="model manifest (YAML)")
+    lg.add_argument(
+        "--training-data",
+        type=Path,
+        metavar="FILE",
+        help="training data file to hash (default: the manifest's training_data.path)",
+    )
+    lg.add_argument("--model-card", type=Path, metavar="FILE", help="model card (.md or .yaml)")
+    lg.add_argument(
+        "--explainability",
+        type=Path,
+        metavar="FILE",
+        help="explainability artefact (default: the manifest's explainability)",
+    )
+    o = run.add_argument_group("output")
+    o.add_argument("--format", choices=("json", "table"), default="json")
+    o.add_argument("--out", type=Path, metavar="FILE", help="also write the evidence JSON here")
+    o.add_argument("--progress", action="store_true", help="show progress even when not a TTY")
+    o.add_argument(
+        "--no-data-hash",
+        action="store_true",
+        help="skip hashing the validation file (data.sha256 becomes null)",
+    )
+
+    add_command(
+        commands,
+        "schema",
+        _cmd_schema,
+        "print the JSON Schema of the evidence document",
+        "warden check schema > evidence.schema.json",
+    )
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _methods(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        col, sep, method = item.partition("=")
+        if not sep or not col or not method:
+            raise UsageError(f"--drift-method expects COL=METHOD, got {item!r}")
+        out[col.strip()] = method.strip()
+    return out
+
+
+class _Bar:
+    """A one-line progress bar on stderr, redrawn at most five times a second."""
+
+    def __init__(self, total: int | None, stream: TextIO) -> None:
+        self.total, self.stream = total, stream
+        self.done = 0
+        self.start = self.last = time.monotonic()
+
+    def __call__(self, rows: int) -> None:
+        self.done += rows
+        now = time.monotonic()
+        if now - self.last < 0.2 and (self.total is None or self.done < self.total):
+            return
+        self.last = now
+        rate = self.done / max(now - self.start, 1e-9)
+        if self.total:
+            frac = min(self.done / self.total, 1.0)
+            bar = "#" * int(frac * 30)
+            text = f"\r[{bar:<30}] {frac:6.1%} {self.done:,}/{self.total:,} rows {rate:,.0f} rows/s"
+        else:
+            text = f"\r{self.done:,} rows {rate:,.0f} rows/s"
+        self.stream.write(text)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.done:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from agent.checks.evidence import CheckSpec, run_checks
+
+    if args.current and not (args.reference or args.profile):
+        raise UsageError("--current needs --reference FILE or --profile FILE")
+    if args.chunk_rows <= 0:
+        raise UsageError(f"--chunk-rows must be positive, got {args.chunk_rows}")
+    if args.min_group_size < 0:
+        raise UsageError(f"--min-group-size must be >= 0, got {args.min_group_size}")
+    if not 0.0 < args.drift_share <= 1.0:
+        raise UsageError(f"--drift-share must be in (0, 1], got {args.drift_share}")
+    if args.pred and args.model:
+        raise UsageError("give either --pred or --model, not both")
+    spec = CheckSpec(
+        data=args.data,
+        label=args.label,
+        pred=args.pred,
+        score=_split(args.score),
+        sensitive=_split(args.sensitive),
+        task=args.task,
+        pos_label=args.pos_label,
+        classes=_split(args.classes) or None,
+        model=args.model,
+        features=_split(args.features) or None,
+        trust_pickle=args.trust_pickle,
+        trusted_types=tuple(args.trust_type),
+        intersectional=not args.no_intersectional,
+        min_group_size=args.min_group_size,
+        include_small_groups=args.include_small_groups,
+        reference=args.reference,
+        current=args.current,
+        profile=args.profile,
+        drift_columns=_split(args.drift_columns) or None,
+        drift_methods=_methods(args.drift_method),
+        drift_share=args.drift_share,
+        manifest=args.manifest,
+        training_data=args.training_data,
+        model_card=args.model_card,
+        explainability=args.explainability,
+        chunk_rows=args.chunk_rows,
+        keep_scores=not args.no_auc,
+        hash_data=not args.no_data_hash,
+    )
+    bar = None
+    if args.data is not None and (args.progress or sys.stderr.isatty()):
+        total = datamod.row_count(args.data) if args.data.exists() else None
+        bar = _Bar(total, sys.stderr)
+    try:
+        evidence = run_checks(spec, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    text = json.dumps(evidence, indent=2, sort_keys=False)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")
+    if args.format == "table":
+        sys.stdout.write(render_table(evidence))
+    else:
+        sys.stdout.write(text + "\n")
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from agent.checks.evidence import evidence_schema
+
+    sys.stdout.write(json.dumps(evidence_schema(), indent=2) + "\n")
+    return 0
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def _rows(title: str, rows: list[tuple[str, Any]]) -> list[str]:
+    width = max((len(k) for k, _ in rows), default=0)
+    out = [title, "-" * len(title)]
+    out += [f"  {k:<{width}}  {_fmt(v)}" for k, v in rows]
+    return out + [""]
+
+
+def render_table(ev: dict[str, Any]) -> str:
+    """The evidence as plain-text tables for a terminal."""
+    lines: list[str] = []
+    data = ev.get("data")
+    if data:
+        lines += _rows(
+            "Data",
+            [
+                ("file", data["name"]),
+                ("rows", data["rows"]),
+                ("sha256", (data.get("sha256") or "-")[:16]),
+            ],
+        )
+    perf = ev.get("performance")
+    if perf:
+        skip = {"task", "confusion_matrix", "per_class", "classes"}
+        rows = [(k, v) for k, v in perf.items() if k not in skip]
+        if perf["task"] == "binary":
+            cm = perf["confusion_matrix"]
+            rows.append(("confusion (tn fp fn tp)", f"{cm['tn']} {cm['fp']} {cm['fn']} {cm['tp']}"))
+        lines += _rows(f"Performance ({perf['task']})", rows)
+    for key, fe in (ev.get("fairness") or {}).items():
+        head = f"Fairness: {key}"
+        lines += [head, "-" * len(head)]
+        cols = ("n", "selection_rate", "tpr", "fpr", "precision", "accuracy")
+        gw = max([len("group")] + [len(g) for g in fe["groups"]])
+        lines.append("  " + f"{'group':<{gw}}" + "".join(f"{c:>16}" for c in cols))
+        for g, e in fe["groups"].items():
+            if e.get("suppressed"):
+                cells = f"{_fmt(e['n']):>16}" + f"{'(suppressed)':>16}"
+            else:
+                cells = "".join(f"{_fmt(e.get(c)):>16}" for c in cols)
+            lines.append("  " + f"{g:<{gw}}" + cells)
+        ff = fe["four_fifths"]
+        summary = [
+            ("demographic parity difference", fe["demographic_parity_difference"]),
+            ("demographic parity ratio", fe["demographic_parity_ratio"]),
+            ("equalized odds difference", fe["equalized_odds_difference"]),
+            ("equalized odds ratio", fe["equalized_odds_ratio"]),
+            ("equal opportunity difference", fe["equal_opportunity_difference"]),
+            (
+                "four-fifths rule",
+                "pass"
+                if ff["passed"]
+                else f"FAIL ({', '.join(ff['failing_groups']) or 'no selections'})",
+            ),
+        ]
+        width = max(len(k) for k, _ in summary)
+        lines += [""] + [f"  {k:<{width}}  {_fmt(v)}" for k, v in summary] + [""]
+    drift = ev.get("drift")
+    if drift:
+        head = "Drift"
+        lines += [head, "-" * len(head)]
+        cw = max([len("column")] + [len(c) for c in drift["columns"]])
+        lines.append(
+            f"  {'column':<{cw}}  {'method':<14}{'statistic':>12}{'threshold':>12}  drifted"
+        )
+        for c, e in drift["columns"].items():
+            lines.append(
+                f"  {c:<{cw}}  {e['method']:<14}{_fmt(e['statistic']):>12}"
+                f"{_fmt(e['threshold']):>12}  {_fmt(e['drifted'])}"
+            )
+        lines += [
+            "",
+            f"  drifted columns: {drift['number_drifted']}/{drift['number_of_columns']}"
+            f" (share {drift['share_drifted']:.2f},"
+            f" data set drift: {_fmt(drift['dataset_drift'])})",
+            "",
+        ]
+    lin = ev.get("lineage")
+    if lin:
+        keys = (
+            "model_name",
+            "model_version",
+            "model_sha256",
+            "model_sha256_verified",
+            "code_commit",
+            "data_source",
+            "data_sha256_verified",
+            "trained_at",
+            "data_age_days",
+        )
+        lines += _rows(
+            "Lineage",
+            [(k, lin[k][:16] if k == "model_sha256" and lin[k] else lin[k]) for k in keys],
+        )
+    doc = ev.get("documentation")
+    if doc:
+        lines += _rows(
+            "Documentation",
+            [
+                ("model card", doc["model_card_present"]),
+                ("completeness", f"{doc['completeness']:.0%}"),
+                ("missing sections", ", ".join(doc["missing_sections"]) or "none"),
+                ("explainability artefact", doc["explainability_present"]),
+            ],
+        )
+    return "\n".join(lines)

@@ -107,9 +107,7 @@ class FairnessCounts:
     def merge(self, other: FairnessCounts) -> FairnessCounts:
         """Counts of the union of both row sets (groups matched by name)."""
         if other.features != self.features:
-            raise CheckError(
-                f"cannot merge fairness counts for {other.key!r} into {self.key!r}"
-            )
+            raise CheckError(f"cannot merge fairness counts for {other.key!r} into {self.key!r}")
         names = sorted(set(self.groups) | set(other.groups))
         index = {g: i for i, g in enumerate(names)}
         weighted = self.weighted or other.weighted
@@ -117,7 +115,9 @@ class FairnessCounts:
         counts = np.zeros((len(names), 4), dtype=dtype)
         rows = np.zeros(len(names), dtype=np.int64)
         for part in (self, other):
-            idx = np.fromiter((index[g] for g in part.groups), dtype=np.int64, count=len(part.groups))
+            idx = np.fromiter(
+                (index[g] for g in part.groups), dtype=np.int64, count=len(part.groups)
+            )
             counts[idx] += part.counts
             rows[idx] += part.rows
         return FairnessCounts(self.features, tuple(names), counts, rows, weighted)
@@ -206,8 +206,8 @@ def _count(
         GROUP_SEPARATOR.join(names[f][int(parts[f][i])] for f in range(len(names)))
         for i in range(len(observed))
     ]
-    order = np.argsort(np.array(group_names, dtype=object), kind="stable") if group_names else []
-    sel = observed[order]
+    order: list[int] = sorted(range(len(group_names)), key=group_names.__getitem__)
+    sel = observed[np.asarray(order, dtype=np.int64)]
     return FairnessCounts(
         features,
         tuple(group_names[i] for i in order),
@@ -273,7 +273,8 @@ def _rates(c: npt.NDArray[Any]) -> dict[str, npt.NDArray[np.float64]]:
     }
 
 
-def _denominators(c: npt.NDArray[Any]) -> dict[str, npt.NDArray[Any]]:
+def _denominators(c: npt.NDArray[Any]) -> dict[str, tuple[npt.NDArray[Any], npt.NDArray[Any]]]:
+    """``{rate: (numerator, denominator)}`` per group, for the Wilson intervals."""
     tn, fp, fn, tp = c[:, _TN], c[:, _FP], c[:, _FN], c[:, _TP]
     n = tn + fp + fn + tp
     return {
@@ -284,7 +285,7 @@ def _denominators(c: npt.NDArray[Any]) -> dict[str, npt.NDArray[Any]]:
         "tnr": (tn, tn + fp),
         "precision": (tp, tp + fp),
         "accuracy": (tp + tn, n),
-    }  # type: ignore[return-value]
+    }
 
 
 def _div(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -356,7 +357,7 @@ def fairness_metrics(
     overall = _rates(counts.total.reshape(1, 4))
     out: dict[str, dict[str, float]] = {}
     for method in ("between_groups", "to_overall"):
-        m: Method = method  # type: ignore[assignment]
+        m: Method = method
         sr, tpr, fpr = rates["selection_rate"], rates["tpr"], rates["fpr"]
         o_sr, o_tpr, o_fpr = (float(overall[k][0]) for k in ("selection_rate", "tpr", "fpr"))
         tpr_d, fpr_d = _difference(tpr, o_tpr, m), _difference(fpr, o_fpr, m)
@@ -374,7 +375,9 @@ def fairness_metrics(
     return out
 
 
-def _kept(counts: FairnessCounts, min_group_size: int, include_small: bool) -> npt.NDArray[np.bool_]:
+def _kept(
+    counts: FairnessCounts, min_group_size: int, include_small: bool
+) -> npt.NDArray[np.bool_]:
     if include_small or min_group_size <= 0:
         return np.ones(len(counts.groups), dtype=bool)
     return counts.rows >= min_group_size
@@ -421,7 +424,11 @@ def fairness_evidence(
     ref = kept_names[int(np.argmax(sr))] if len(sr) else None
     best = float(sr.max()) if len(sr) else math.nan
     failing = (
-        [g for g, r in zip(kept_names, sr, strict=True) if best > 0 and r / best < four_fifths_threshold]
+        [
+            g
+            for g, r in zip(kept_names, sr, strict=True)
+            if best > 0 and r / best < four_fifths_threshold
+        ]
         if len(sr)
         else []
     )
@@ -431,9 +438,7 @@ def fairness_evidence(
         "n": int(counts.rows.sum()),
         "number_of_groups": len(counts.groups),
         "min_group_size": int(min_group_size),
-        "suppressed_groups": [
-            g for g, k in zip(counts.groups, keep, strict=True) if not k
-        ],
+        "suppressed_groups": [g for g, k in zip(counts.groups, keep, strict=True) if not k],
         "weighted": counts.weighted,
         "overall": {name: float(overall[name][0]) for name in RATE_NAMES},
     }

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from trust import dsse
 from trust.cli._common import (
@@ -31,7 +31,7 @@ from trust.root import (
     TrustRoot,
     load_envelope,
 )
-from trust.timeutil import format_time, parse_duration, parse_time, utcnow
+from trust.timeutil import format_time, from_now, parse_time
 
 __all__ = ["register"]
 
@@ -66,42 +66,43 @@ def _roles_from_args(
     args: argparse.Namespace, base: RootMetadata | None
 ) -> tuple[dict[KeyId, PublicKey], dict[str, Role]]:
     """Roles from flags; roles not given on the command line are carried over from ``base``."""
-    keys: dict[KeyId, PublicKey] = {}
-    roles: dict[str, Role] = {}
     role_files: dict[str, list[str]] = {r: getattr(args, f"{r}_key") or [] for r in _ROLE_FLAGS}
-    thresholds: dict[str, int | None] = {r: getattr(args, f"{r}_threshold") for r in _ROLE_FLAGS}
+    thresholds: dict[str, int] = {
+        r: t for r in _ROLE_FLAGS if (t := getattr(args, f"{r}_threshold")) is not None
+    }
     for name, files in _parse_approvers(args.approver or []).items():
         role_files[APPROVER_PREFIX + name] = files
     for name, t in _parse_thresholds(args.approver_threshold or []).items():
         thresholds[APPROVER_PREFIX + name] = t
-    for role, files in role_files.items():
-        if not files:
-            if base is not None and role in base.roles:
-                old = base.roles[role]
-                threshold = thresholds.get(role) or old.threshold
-                roles[role] = Role(old.keyids, threshold)
-                keys.update({k: base.keys[k] for k in old.keyids})
-                continue
-            if role in _ROLE_FLAGS:
-                raise UsageError(f"--{role}-key is required: the root needs a {role!r} role")
-            continue
-        pubs = load_public_keys(files)
-        ids = tuple(dict.fromkeys(p.key_id for p in pubs))
-        keys.update({p.key_id: p for p in pubs})
-        threshold = thresholds.get(role) or (_majority(len(ids)) if role != "hub" else 1)
-        roles[role] = Role(ids, threshold)
-    if base is not None:  # approver roles of the old root that were not respecified
-        for role, old in base.roles.items():
-            if role not in roles:
-                roles[role] = old
-                keys.update({k: base.keys[k] for k in old.keyids})
+    for role, t in thresholds.items():
+        if t < 1:
+            raise UsageError(f"threshold of role {role!r} must be at least 1, got {t}")
+        has_keys = bool(role_files.get(role)) or (base is not None and role in base.roles)
+        if not has_keys:
+            raise UsageError(f"a threshold was given for role {role!r}, which has no keys")
+
+    keys: dict[KeyId, PublicKey] = {}
+    roles: dict[str, Role] = {}
+    carried = dict(base.roles) if base is not None else {}
+    for role in dict.fromkeys([*role_files, *carried]):
+        files = role_files.get(role) or []
+        if files:
+            pubs = load_public_keys(files, args)
+            ids = tuple(dict.fromkeys(p.key_id for p in pubs))
+            keys.update({p.key_id: p for p in pubs})
+            default = 1 if role == "hub" else _majority(len(ids))
+            roles[role] = Role(ids, thresholds.get(role, default))
+        elif base is not None and role in carried:
+            old = carried[role]
+            roles[role] = Role(old.keyids, thresholds.get(role, old.threshold))
+            keys.update({k: base.keys[k] for k in old.keyids})
+        elif role in _ROLE_FLAGS:
+            raise UsageError(f"--{role}-key is required: the root needs a {role!r} role")
     return keys, roles
 
 
 def _expiry(args: argparse.Namespace) -> datetime:
-    return utcnow() + (
-        parse_duration(args.expires, what="--expires") if args.expires else timedelta(days=365)
-    )
+    return from_now(args.expires or "365d", what="--expires")
 
 
 def _write_root(meta: RootMetadata, args: argparse.Namespace) -> None:

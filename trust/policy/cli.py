@@ -1,9 +1,297 @@
-"""Command group (being written)."""
+"""``warden policy``: check, test, sign, cosign, verify, eval and show policy bundles.
+
+``warden policy eval`` is a CI/CD gate like ``opa eval``: it prints the decision as JSON and
+exits 0 when allowed, 1 when denied, 2 on any error (bad input, bad bundle, failed
+verification, a policy error). Evaluating a signed ``.bundle`` file requires ``--root`` (the
+bundle is verified first) unless ``--skip-signature`` is given explicitly; a source directory
+is evaluated as is. In both unverified cases the file digests are still checked, a warning goes
+to stderr, and the decision says ``"signature_verified": false``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from trust.canonical import loads_object
+from trust.cli._common import add_passphrase_option, load_signing_keys, write_atomic
+from trust.cli.main import add_command, add_group
+from trust.errors import EXIT_USER_ERROR, FormatError, PolicyError, UsageError, WardenError
+from trust.policy.bundle import (
+    DEFAULT_MAX_BYTES,
+    PolicyBundle,
+    cosign,
+    load_bundle_file,
+    sign_source,
+)
+from trust.policy.check import check_directory
+from trust.policy.engine import PolicyEngine
+from trust.policy.testing import Outcome, run_tests
+from trust.root import TrustRoot
+from trust.timeutil import format_time
+
+__all__ = ["register"]
+
+
+def _load_bundle(args: argparse.Namespace, *, require_root: bool) -> PolicyBundle:
+    """A source directory (unsigned) or a .bundle file, verified when --root is given."""
+    path = Path(args.bundle)
+    if path.is_dir():
+        if getattr(args, "root", None):
+            raise UsageError(f"{path}: a source directory is not signed; sign it, then verify")
+        return PolicyBundle.from_source(path)
+    env = load_bundle_file(path, max_bytes=args.max_bytes)
+    if getattr(args, "root", None):
+        root = TrustRoot.load(args.root)
+        return PolicyBundle.from_envelope(
+            env,
+            root,
+            last_version=getattr(args, "last_version", None),
+            max_bytes=args.max_bytes,
+            what=str(path),
+        )
+    if require_root:
+        raise UsageError(
+            f"{path}: refusing to use a signed bundle without checking its signatures",
+            hint="pass --root root.json (or --skip-signature to evaluate it unverified)",
+        )
+    return PolicyBundle.unverified(env, max_bytes=args.max_bytes, what=str(path))
+
+
+def _check(args: argparse.Namespace) -> int:
+    report = check_directory(args.dir)
+    print(
+        f"ok: bundle {report.name} v{report.version}: {report.modules} module(s), "
+        f"{report.tests} test(s), entrypoint {report.entrypoint}, "
+        f"compiled in {report.compile_ms:.1f} ms"
+    )
+    return 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    path = Path(args.bundle)
+    if path.is_dir() and not (path / "bundle.yaml").exists():
+        files = {
+            p.relative_to(path).as_posix(): p.read_text(encoding="utf-8")
+            for p in sorted(path.rglob("*.rego"))
+        }
+        data: dict[str, Any] = {}
+    else:
+        bundle = _load_bundle(args, require_root=False)
+        files, data = dict(bundle.files), dict(bundle.data)
+    results = run_tests(files, data)
+    if not results:
+        raise PolicyError(f"{path}: no test_* rules found in *_test.rego files")
+    failed = [r for r in results if r.outcome is not Outcome.PASS]
+    for r in results:
+        if args.verbose or r.outcome is not Outcome.PASS:
+            print(f"{r.file}: {r.line()}")
+    total_ms = sum(r.duration_ms for r in results)
+    print("-" * 60)
+    print(f"PASS: {len(results) - len(failed)}/{len(results)} ({total_ms:.1f} ms)")
+    if failed:
+        print(f"FAIL: {len(failed)}/{len(results)}")
+        return 1
+    return 0
+
+
+def _sign(args: argparse.Namespace) -> int:
+    check_directory(args.dir)  # never sign a bundle that does not compile
+    keys = load_signing_keys(args.key, args)
+    env = sign_source(args.dir, keys, max_bytes=args.max_bytes)
+    write_atomic(args.out, env.to_json())
+    bundle = PolicyBundle.unverified(env, max_bytes=args.max_bytes, what=args.out)
+    print(
+        f"signed {bundle.name} v{bundle.version} ({len(bundle.files)} files) by "
+        f"{len(env.signatures)} key(s) -> {args.out}"
+    )
+    print(f"digest:  {bundle.digest}")
+    print(f"expires: {format_time(bundle.manifest.expires)}")
+    return 0
+
+
+def _cosign(args: argparse.Namespace) -> int:
+    env = load_bundle_file(args.bundle, max_bytes=args.max_bytes)
+    new = env
+    for key in load_signing_keys(args.key, args):
+        new = cosign(new, key, what=args.bundle)
+    out = args.out or args.bundle
+    write_atomic(out, new.to_json())
+    added = len(new.signatures) - len(env.signatures)
+    print(f"{args.bundle}: {added} signature(s) added, {len(new.signatures)} in total -> {out}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    bundle = _load_bundle(args, require_root=True)
+    root = TrustRoot.load(args.root)
+    role = root.role("policy")
+    print(
+        f"verified: {bundle.name} v{bundle.version}, signed by {len(bundle.signers)} of "
+        f"{len(role.keyids)} policy keys (threshold {role.threshold})"
+    )
+    print(f"digest:  {bundle.digest}")
+    print(f"expires: {format_time(bundle.manifest.expires)}")
+    for kid in sorted(bundle.signers):
+        print(f"signer:  {kid}")
+    return 0
+
+
+def _read_input(path: str) -> Any:
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as exc:
+        raise FormatError(f"{path}: cannot read ({exc.strerror})") from exc
+    return loads_object(data, what=path)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    # Every failure here exits 2, whatever its kind: a gate must tell "denied" (1) from
+    # "could not decide" (2), and neither may pass.
+    try:
+        bundle = _load_bundle(args, require_root=not args.skip_signature)
+        if not bundle.signature_verified:
+            print(
+                f"warning: signature of {args.bundle} NOT checked (file digests were)",
+                file=sys.stderr,
+            )
+        input_doc = _read_input(args.input)
+        engine = PolicyEngine(bundle)
+        if args.query:
+            value = engine.query(args.query, input_doc)
+            print(json.dumps({"query": args.query, "result": value}, indent=2, sort_keys=True))
+            return 0 if value is not None else 1
+        decision = engine.evaluate(input_doc)
+    except WardenError as exc:
+        print(f"error: {exc.diagnostics()}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    print(json.dumps(decision.to_dict(), indent=2))
+    return 0 if decision.allow else 1
+
+
+def _show(args: argparse.Namespace) -> int:
+    bundle = _load_bundle(args, require_root=False)
+    info: dict[str, Any] = {
+        "manifest": bundle.manifest.to_dict(),
+        "digest": bundle.digest,
+        "data": dict(bundle.data),
+        "files": {p: len(t.encode("utf-8")) for p, t in sorted(bundle.files.items())},
+        "signature_verified": bundle.signature_verified,
+    }
+    if bundle.envelope is not None:
+        info["signatures"] = list(bundle.envelope.signer_ids)
+    if bundle.signature_verified:
+        info["verified_signers"] = sorted(bundle.signers)
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-bytes",
+        type=int,
+        default=DEFAULT_MAX_BYTES,
+        metavar="N",
+        help=f"refuse bundles larger than N bytes (default {DEFAULT_MAX_BYTES})",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add this module's command group to ``warden``."""
+    """Add ``warden policy``."""
+    group = add_group(
+        subparsers,
+        "policy",
+        "write, sign and evaluate Rego policy bundles",
+        "Policy bundles: a directory with bundle.yaml and Rego modules, signed k-of-n by the "
+        "policy officers named in the trust root, evaluated the same way everywhere.",
+    )
+    p = add_command(
+        group,
+        "check",
+        _check,
+        "parse, compile and type-check a bundle directory",
+        "warden policy check policies/standard",
+    )
+    p.add_argument("dir", help="bundle source directory (with bundle.yaml)")
+
+    p = add_command(
+        group,
+        "test",
+        _test,
+        "run the test_* rules of *_test.rego files, like 'opa test'",
+        "warden policy test policies/standard -v",
+    )
+    p.add_argument("bundle", help="bundle directory, .bundle file, or a plain .rego directory")
+    p.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
+    _common(p)
+
+    p = add_command(
+        group,
+        "sign",
+        _sign,
+        "build a signed bundle from a directory",
+        "warden policy sign policies/standard --key alice.key --out standard.bundle",
+    )
+    p.add_argument("dir", help="bundle source directory")
+    p.add_argument("--key", action="append", required=True, help="officer private key (repeat)")
+    p.add_argument("--out", required=True, help="output .bundle file")
+    add_passphrase_option(p)
+    _common(p)
+
+    p = add_command(
+        group,
+        "cosign",
+        _cosign,
+        "add signatures to a bundle without changing its payload",
+        "warden policy cosign standard.bundle --key bob.key",
+    )
+    p.add_argument("bundle", help=".bundle file")
+    p.add_argument("--key", action="append", required=True, help="officer private key (repeat)")
+    p.add_argument("--out", help="write here instead of updating the bundle in place")
+    add_passphrase_option(p)
+    _common(p)
+
+    p = add_command(
+        group,
+        "verify",
+        _verify,
+        "verify a bundle: policy-role threshold, expiry, rollback, file digests, size",
+        "warden policy verify standard.bundle --root root.json --last-version 3",
+    )
+    p.add_argument("bundle", help=".bundle file")
+    p.add_argument("--root", required=True, help="trusted root.json")
+    p.add_argument("--last-version", type=int, metavar="N", help="last accepted version")
+    _common(p)
+
+    p = add_command(
+        group,
+        "eval",
+        _eval,
+        "evaluate a bundle on an input; exit 0 allow, 1 deny, 2 error (a CI/CD gate)",
+        "warden policy eval standard.bundle --root root.json --input input.json",
+    )
+    p.add_argument("bundle", help=".bundle file or bundle source directory")
+    p.add_argument("--input", required=True, help="input JSON object ('-' for stdin)")
+    p.add_argument("--query", help="evaluate this Rego query instead of the entrypoint")
+    p.add_argument("--root", help="trusted root.json: verify the bundle before evaluating")
+    p.add_argument("--last-version", type=int, metavar="N", help="last accepted version")
+    p.add_argument(
+        "--skip-signature",
+        action="store_true",
+        help="evaluate a signed bundle without --root (digests still checked; unsafe)",
+    )
+    _common(p)
+
+    p = add_command(
+        group,
+        "show",
+        _show,
+        "print a bundle's manifest, data, files and signers",
+        "warden policy show standard.bundle --root root.json",
+    )
+    p.add_argument("bundle", help=".bundle file or bundle source directory")
+    p.add_argument("--root", help="trusted root.json: verify and list verified signers")
+    _common(p)

@@ -79,19 +79,27 @@ Global___EnrollResponse: _TypeAlias = EnrollResponse  # noqa: Y015
 class RotateKeyRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    ENVELOPE_FIELD_NUMBER: _builtins.int
-    envelope: _builtins.bytes
-    """DSSE envelope of a key-rotation statement (node id, old key id, new public key),
-    signed by the node's current key and by the new key.
+    NEW_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    OLD_KEY_SIGNATURE_FIELD_NUMBER: _builtins.int
+    NEW_KEY_SIGNATURE_FIELD_NUMBER: _builtins.int
+    new_public_key: _builtins.bytes
+    """Raw 32-byte ed25519 public key that replaces the calling node's current key."""
+    old_key_signature: _builtins.bytes
+    """ed25519 signature by the node's CURRENT key over trust.record.rotation_message(node_id,
+    old key, new key) — the canonical JSON statement the ledger's key_rotation entry carries.
     """
+    new_key_signature: _builtins.bytes
+    """Signature by the NEW key over the same message: proof that the node holds it."""
     def __init__(
         self,
         *,
-        envelope: _builtins.bytes = ...,
+        new_public_key: _builtins.bytes = ...,
+        old_key_signature: _builtins.bytes = ...,
+        new_key_signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["new_key_signature", b"new_key_signature", "new_public_key", b"new_public_key", "old_key_signature", b"old_key_signature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

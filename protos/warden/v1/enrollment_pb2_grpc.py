@@ -62,7 +62,7 @@ class EnrollmentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RotateKey(self, request, context):
-        """Replace the node's key; the rotation statement is signed by the current key.
+        """Replace the node's key; the rotation statement is signed by the current and new key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -34,7 +34,7 @@ class EnrollmentServiceStub:
     Enroll: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.EnrollRequest, _enrollment_pb2.EnrollResponse]
     """Register a node's public key, consuming a single-use enrollment token."""
     RotateKey: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.RotateKeyRequest, _enrollment_pb2.RotateKeyResponse]
-    """Replace the node's key; the rotation statement is signed by the current key."""
+    """Replace the node's key; the rotation statement is signed by the current and new key."""
     Heartbeat: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.HeartbeatRequest, _enrollment_pb2.HeartbeatResponse]
     """Liveness, agent version and applied policy version of the calling node."""
 
@@ -44,7 +44,7 @@ class EnrollmentServiceAsyncStub(EnrollmentServiceStub):
     Enroll: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.EnrollRequest, _enrollment_pb2.EnrollResponse]  # type: ignore[assignment]
     """Register a node's public key, consuming a single-use enrollment token."""
     RotateKey: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.RotateKeyRequest, _enrollment_pb2.RotateKeyResponse]  # type: ignore[assignment]
-    """Replace the node's key; the rotation statement is signed by the current key."""
+    """Replace the node's key; the rotation statement is signed by the current and new key."""
     Heartbeat: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.HeartbeatRequest, _enrollment_pb2.HeartbeatResponse]  # type: ignore[assignment]
     """Liveness, agent version and applied policy version of the calling node."""
 
@@ -63,7 +63,7 @@ class EnrollmentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _enrollment_pb2.RotateKeyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_enrollment_pb2.RotateKeyResponse, _abc.Awaitable[_enrollment_pb2.RotateKeyResponse]]:
-        """Replace the node's key; the rotation statement is signed by the current key."""
+        """Replace the node's key; the rotation statement is signed by the current and new key."""
 
     @_abc_1.abstractmethod
     def Heartbeat(

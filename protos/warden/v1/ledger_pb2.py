@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from protos.warden.v1 import common_pb2 as protos_dot_warden_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dprotos/warden/v1/ledger.proto\x12\twarden.v1\x1a\x1dprotos/warden/v1/common.proto\"\"\n\rAppendRequest\x12\x11\n\tenvelopes\x18\x01 \x03(\x0c\":\n\tAppendAck\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"_\n\x0e\x41ppendResponse\x12\"\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x14.warden.v1.AppendAck\x12)\n\ncheckpoint\x18\x02 \x01(\x0b\x32\x15.warden.v1.Checkpoint\"<\n\x14GetCheckpointRequest\x12\x16\n\ttree_size\x18\x01 \x01(\x04H\x00\x88\x01\x01\x42\x0c\n\n_tree_size\"B\n\x15GetCheckpointResponse\x12)\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x15.warden.v1.Checkpoint\"@\n\x11GetEntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x12\n\x05limit\x18\x02 \x01(\rH\x00\x88\x01\x01\x42\x08\n\x06_limit\"\xa3\x01\n\x0bLedgerEntry\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x10\n\x08\x65nvelope\x18\x02 \x01(\x0c\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07node_id\x18\x04 \x01(\t\x12\x10\n\x03seq\x18\x05 \x01(\x04H\x00\x88\x01\x01\x12\x11\n\tleaf_hash\x18\x06 \x01(\x0c\x12\x12\n\nchain_hash\x18\x07 \x01(\x0c\x12\x13\n\x0breceived_at\x18\x08 \x01(\tB\x06\n\x04_seq\"R\n\x12GetEntriesResponse\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.warden.v1.LedgerEntry\x12\x13\n\x0bledger_size\x18\x02 \x01(\x04\"O\n\x18GetInclusionProofRequest\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x16\n\ttree_size\x18\x02 \x01(\x04H\x00\x88\x01\x01\x42\x0c\n\n_tree_size\"`\n\x19GetInclusionProofResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x11\n\tleaf_hash\x18\x03 \x01(\x0c\x12\x0e\n\x06hashes\x18\x04 \x03(\x0c\"R\n\x1aGetConsistencyProofRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x15\n\x08new_size\x18\x02 \x01(\x04H\x00\x88\x01\x01\x42\x0b\n\t_new_size\"Q\n\x1bGetConsistencyProofResponse\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x32\xb3\x03\n\rLedgerService\x12=\n\x06\x41ppend\x12\x18.warden.v1.AppendRequest\x1a\x19.warden.v1.AppendResponse\x12R\n\rGetCheckpoint\x12\x1f.warden.v1.GetCheckpointRequest\x1a .warden.v1.GetCheckpointResponse\x12I\n\nGetEntries\x12\x1c.warden.v1.GetEntriesRequest\x1a\x1d.warden.v1.GetEntriesResponse\x12^\n\x11GetInclusionProof\x12#.warden.v1.GetInclusionProofRequest\x1a$.warden.v1.GetInclusionProofResponse\x12\x64\n\x13GetConsistencyProof\x12%.warden.v1.GetConsistencyProofRequest\x1a&.warden.v1.GetConsistencyProofResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dprotos/warden/v1/ledger.proto\x12\twarden.v1\x1a\x1dprotos/warden/v1/common.proto\"\"\n\rAppendRequest\x12\x11\n\tenvelopes\x18\x01 \x03(\x0c\"-\n\tAppendAck\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"_\n\x0e\x41ppendResponse\x12\"\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x14.warden.v1.AppendAck\x12)\n\ncheckpoint\x18\x02 \x01(\x0b\x32\x15.warden.v1.Checkpoint\"<\n\x14GetCheckpointRequest\x12\x16\n\ttree_size\x18\x01 \x01(\x04H\x00\x88\x01\x01\x42\x0c\n\n_tree_size\"B\n\x15GetCheckpointResponse\x12)\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x15.warden.v1.Checkpoint\"@\n\x11GetEntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x12\n\x05limit\x18\x02 \x01(\rH\x00\x88\x01\x01\x42\x08\n\x06_limit\"\xa3\x01\n\x0bLedgerEntry\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x10\n\x08\x65nvelope\x18\x02 \x01(\x0c\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07node_id\x18\x04 \x01(\t\x12\x10\n\x03seq\x18\x05 \x01(\x04H\x00\x88\x01\x01\x12\x11\n\tleaf_hash\x18\x06 \x01(\x0c\x12\x12\n\nchain_hash\x18\x07 \x01(\x0c\x12\x13\n\x0breceived_at\x18\x08 \x01(\tB\x06\n\x04_seq\"R\n\x12GetEntriesResponse\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.warden.v1.LedgerEntry\x12\x13\n\x0bledger_size\x18\x02 \x01(\x04\"O\n\x18GetInclusionProofRequest\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x16\n\ttree_size\x18\x02 \x01(\x04H\x00\x88\x01\x01\x42\x0c\n\n_tree_size\"`\n\x19GetInclusionProofResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x11\n\tleaf_hash\x18\x03 \x01(\x0c\x12\x0e\n\x06hashes\x18\x04 \x03(\x0c\"R\n\x1aGetConsistencyProofRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x15\n\x08new_size\x18\x02 \x01(\x04H\x00\x88\x01\x01\x42\x0b\n\t_new_size\"Q\n\x1bGetConsistencyProofResponse\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x32\xb3\x03\n\rLedgerService\x12=\n\x06\x41ppend\x12\x18.warden.v1.AppendRequest\x1a\x19.warden.v1.AppendResponse\x12R\n\rGetCheckpoint\x12\x1f.warden.v1.GetCheckpointRequest\x1a .warden.v1.GetCheckpointResponse\x12I\n\nGetEntries\x12\x1c.warden.v1.GetEntriesRequest\x1a\x1d.warden.v1.GetEntriesResponse\x12^\n\x11GetInclusionProof\x12#.warden.v1.GetInclusionProofRequest\x1a$.warden.v1.GetInclusionProofResponse\x12\x64\n\x13GetConsistencyProof\x12%.warden.v1.GetConsistencyProofRequest\x1a&.warden.v1.GetConsistencyProofResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,27 +35,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APPENDREQUEST']._serialized_start=75
   _globals['_APPENDREQUEST']._serialized_end=109
   _globals['_APPENDACK']._serialized_start=111
-  _globals['_APPENDACK']._serialized_end=169
-  _globals['_APPENDRESPONSE']._serialized_start=171
-  _globals['_APPENDRESPONSE']._serialized_end=266
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=268
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=328
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=330
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=396
-  _globals['_GETENTRIESREQUEST']._serialized_start=398
-  _globals['_GETENTRIESREQUEST']._serialized_end=462
-  _globals['_LEDGERENTRY']._serialized_start=465
-  _globals['_LEDGERENTRY']._serialized_end=628
-  _globals['_GETENTRIESRESPONSE']._serialized_start=630
-  _globals['_GETENTRIESRESPONSE']._serialized_end=712
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=714
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=793
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=795
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=891
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=893
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=975
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=977
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=1058
-  _globals['_LEDGERSERVICE']._serialized_start=1061
-  _globals['_LEDGERSERVICE']._serialized_end=1496
+  _globals['_APPENDACK']._serialized_end=156
+  _globals['_APPENDRESPONSE']._serialized_start=158
+  _globals['_APPENDRESPONSE']._serialized_end=253
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=255
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=315
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=317
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=383
+  _globals['_GETENTRIESREQUEST']._serialized_start=385
+  _globals['_GETENTRIESREQUEST']._serialized_end=449
+  _globals['_LEDGERENTRY']._serialized_start=452
+  _globals['_LEDGERENTRY']._serialized_end=615
+  _globals['_GETENTRIESRESPONSE']._serialized_start=617
+  _globals['_GETENTRIESRESPONSE']._serialized_end=699
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=701
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=780
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=782
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=878
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=880
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=962
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=964
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=1045
+  _globals['_LEDGERSERVICE']._serialized_start=1048
+  _globals['_LEDGERSERVICE']._serialized_end=1483
 # @@protoc_insertion_point(module_scope)

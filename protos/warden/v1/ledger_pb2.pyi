@@ -48,29 +48,25 @@ Global___AppendRequest: _TypeAlias = AppendRequest  # noqa: Y015
 
 @_typing.final
 class AppendAck(_message.Message):
-    """The fate of one appended record."""
+    """The fate of one appended record (acks[i] answers envelopes[i])."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     INDEX_FIELD_NUMBER: _builtins.int
-    SEQ_FIELD_NUMBER: _builtins.int
     DUPLICATE_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Ledger index of the record (its existing index when it was a resend)."""
-    seq: _builtins.int
-    """The record's per-node sequence number."""
     duplicate: _builtins.bool
     """True when an identical record was already in the ledger and nothing was appended."""
     def __init__(
         self,
         *,
         index: _builtins.int = ...,
-        seq: _builtins.int = ...,
         duplicate: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicate", b"duplicate", "index", b"index", "seq", b"seq"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicate", b"duplicate", "index", b"index"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

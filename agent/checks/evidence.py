@@ -1,0 +1,445 @@
+"""The policy input: one evidence document built from every check, versioned and validated.
+
+:func:`build_evidence` assembles the sections the pure checks return and validates the
+result against ``evidence.schema.json`` (schema id ``warden.evidence/v1``).
+:func:`run_checks` is this package's single I/O edge: it streams the data files named in a
+:class:`CheckSpec` through the checks chunk by chunk, so memory is bounded by the chunk size
+(plus, when ROC AUC is wanted, the score column — see :mod:`agent.checks.performance`).
+
+Invariants of every evidence document:
+
+* ``schema`` is ``"warden.evidence/v1"``; every section key is always present (``null``
+  when the check did not run), so a policy can tell "not measured" from "measured";
+* only aggregates: counts, rates, statistics, digests, dates — never a row or a value of a
+  non-sensitive column (group names are values of the sensitive features by design);
+* every number is finite or ``null`` (JSON has no NaN);
+* key names are stable: the policy engine reads them (see the schema's descriptions).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from agent import data as datamod
+from agent.checks import documentation, fairness, lineage, performance
+from trust.errors import CheckError, DataError, FormatError, UsageError
+
+__all__ = [
+    "SCHEMA_ID",
+    "CheckSpec",
+    "build_evidence",
+    "validate_evidence",
+    "evidence_schema",
+    "run_checks",
+]
+
+SCHEMA_ID = "warden.evidence/v1"
+SECTIONS = ("performance", "fairness", "drift", "lineage", "documentation")
+Progress = Callable[[int], None]
+
+
+@cache
+def evidence_schema() -> dict[str, Any]:
+    """The JSON Schema of the evidence document (loaded once)."""
+    text = (Path(__file__).with_name("evidence.schema.json")).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON types only: NumPy scalars unwrapped, NaN/inf to None, dates to ISO text."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_jsonable(v) for v in obj.tolist()]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, (dt.date, dt.datetime)):
+        return obj.isoformat()
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    return str(obj)
+
+
+def build_evidence(
+    *,
+    performance: Mapping[str, Any] | None = None,
+    fairness: Mapping[str, Mapping[str, Any]] | None = None,
+    drift: Mapping[str, Any] | None = None,
+    lineage: Mapping[str, Any] | None = None,
+    documentation: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
+    generated_at: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """One validated evidence document from the check sections (``None`` = not run)."""
+    when = generated_at or dt.datetime.now(dt.UTC)
+    doc = _jsonable(
+        {
+            "schema": SCHEMA_ID,
+            "generated_at": when.astimezone(dt.UTC)
+            .isoformat(timespec="seconds")
+            .replace("+00:00", "Z"),
+            "data": data,
+            "performance": performance,
+            "fairness": fairness,
+            "drift": drift,
+            "lineage": lineage,
+            "documentation": documentation,
+        }
+    )
+    validate_evidence(doc)
+    return doc  # type: ignore[no-any-return]
+
+
+def validate_evidence(doc: Any) -> None:
+    """Raise FormatError naming the first key path that breaks the schema."""
+    errors = list(_validate(doc, evidence_schema(), evidence_schema(), "evidence"))
+    if errors:
+        raise FormatError(errors[0])
+
+
+_TYPES: dict[str, Callable[[Any], bool]] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "null": lambda v: v is None,
+}
+
+
+def _validate(
+    value: Any, schema: Mapping[str, Any], root: Mapping[str, Any], path: str
+) -> Iterator[str]:
+    """The subset of JSON Schema 2020-12 the evidence schema uses (no external library).
+
+    Supported: ``$ref`` (local ``#/$defs/...``), ``type`` (one or a list), ``enum``,
+    ``const``, ``properties``, ``required``, ``additionalProperties``, ``items``,
+    ``minimum``, ``maximum``, ``anyOf``.
+    """
+    if "$ref" in schema:
+        ref = schema["$ref"]
+        target: Any = root
+        for part in ref.removeprefix("#/").split("/"):
+            target = target[part]
+        yield from _validate(value, target, root, path)
+        return
+    if "anyOf" in schema:
+        if not any(not list(_validate(value, s, root, path)) for s in schema["anyOf"]):
+            yield f"{path}: value {_short(value)} matches none of the allowed shapes"
+        return
+    types = schema.get("type")
+    if types is not None:
+        allowed = [types] if isinstance(types, str) else list(types)
+        if not any(_TYPES[t](value) for t in allowed):
+            yield f"{path}: expected {' or '.join(allowed)}, got {_short(value)}"
+            return
+    if "const" in schema and value != schema["const"]:
+        yield f"{path}: must be {schema['const']!r}, got {_short(value)}"
+    if "enum" in schema and value not in schema["enum"]:
+        yield f"{path}: must be one of {schema['enum']}, got {_short(value)}"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            yield f"{path}: {value} is below the minimum {schema['minimum']}"
+        if "maximum" in schema and value > schema["maximum"]:
+            yield f"{path}: {value} is above the maximum {schema['maximum']}"
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        for req in schema.get("required", ()):
+            if req not in value:
+                yield f"{path}: missing required key '{req}'"
+        extra = schema.get("additionalProperties", True)
+        for key, sub in value.items():
+            if key in props:
+                yield from _validate(sub, props[key], root, f"{path}.{key}")
+            elif extra is False:
+                yield f"{path}: unknown key '{key}'"
+            elif isinstance(extra, dict):
+                yield from _validate(sub, extra, root, f"{path}.{key}")
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            yield from _validate(item, schema["items"], root, f"{path}[{i}]")
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) < 60 else text[:57] + "..."
+
+
+# --------------------------------------------------------------------------- the I/O edge
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """Everything one check run needs: files, column roles, options. Built once per run."""
+
+    data: Path | None = None
+    label: str | None = None
+    pred: str | None = None
+    score: tuple[str, ...] = ()
+    sensitive: tuple[str, ...] = ()
+    task: performance.Task = "binary"
+    pos_label: str | None = None
+    classes: tuple[str, ...] | None = None
+    model: Path | None = None
+    features: tuple[str, ...] | None = None
+    trust_pickle: bool = False
+    trusted_types: tuple[str, ...] = ()
+    intersectional: bool = True
+    min_group_size: int = 0
+    include_small_groups: bool = False
+    reference: Path | None = None
+    current: Path | None = None
+    profile: Path | None = None
+    drift_columns: tuple[str, ...] | None = None
+    drift_methods: Mapping[str, str] = field(default_factory=dict)
+    drift_share: float = 0.5
+    manifest: Path | None = None
+    training_data: Path | None = None
+    model_card: Path | None = None
+    explainability: Path | None = None
+    chunk_rows: int = datamod.DEFAULT_CHUNK_ROWS
+    keep_scores: bool = True
+    hash_data: bool = True
+    now: dt.datetime | None = None
+
+
+def _columns_needed(spec: CheckSpec, model_features: Sequence[str]) -> list[str]:
+    cols: list[str] = []
+    for c in (spec.label, spec.pred, *spec.score, *spec.sensitive, *model_features):
+        if c is not None and c not in cols:
+            cols.append(c)
+    return cols
+
+
+def _labels_for(
+    spec: CheckSpec, values: npt.NDArray[Any], column: str, source: Path
+) -> npt.NDArray[Any]:
+    if spec.task == "binary":
+        return datamod.binary_labels(values, column=column, source=source, pos_label=spec.pos_label)
+    if spec.task == "regression":
+        out = datamod.require_numeric(values, column=column, source=source)
+        if np.isnan(out).any():
+            raise DataError(f"{source}: column '{column}' has a missing value")
+        return out
+    if values.dtype.kind == "O" and any(v is None for v in values):
+        raise DataError(f"{source}: column '{column}' has a missing value")
+    if values.dtype.kind == "f":
+        if np.isnan(values).any():
+            raise DataError(f"{source}: column '{column}' has a missing value")
+        if np.all(values == np.round(values)):
+            values = values.astype(np.int64)
+    return np.array([str(v) for v in values.tolist()], dtype=object) if spec.classes else values
+
+
+def _measure(
+    spec: CheckSpec, progress: Progress | None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, int]:
+    """Stream the validation data through performance and fairness; return their sections."""
+    assert spec.data is not None
+    model = None
+    if spec.model is not None:
+        from agent.predict import load_model
+
+        model = load_model(
+            spec.model, trusted_pickle=spec.trust_pickle, trusted_types=spec.trusted_types
+        )
+        if spec.features:
+            model = model.with_features(spec.features)
+        if model.feature_names is None:
+            raise UsageError(
+                f"{spec.model}: cannot tell which columns are the model's features",
+                hint="pass --features a,b,c in the order the model expects",
+            )
+    elif spec.pred is None:
+        raise UsageError("give the prediction column (--pred) or a model (--model)")
+    if spec.label is None:
+        raise UsageError("give the label column (--label)")
+    if spec.sensitive and spec.task != "binary":
+        raise UsageError("fairness checks need a binary task (--task binary)")
+    classes = spec.classes
+    if (
+        classes is None
+        and model is not None
+        and model.classes is not None
+        and spec.task == "multiclass"
+    ):
+        classes = tuple(str(c) for c in model.classes)
+    perf: performance.ClassificationAccumulator | performance.RegressionAccumulator
+    if spec.task == "regression":
+        perf = performance.RegressionAccumulator()
+    else:
+        perf = performance.ClassificationAccumulator(
+            spec.task, classes=list(classes) if classes else None, keep_scores=spec.keep_scores
+        )
+    sets: list[tuple[str, ...]] = [(f,) for f in spec.sensitive]
+    if spec.intersectional and len(spec.sensitive) > 1:
+        sets.append(tuple(spec.sensitive))
+    fair = fairness.FairnessAccumulator(sets) if sets else None
+    cols = _columns_needed(spec, model.feature_names or () if model else ())
+    rows = 0
+    src = spec.data
+    for chunk in datamod.iter_chunks(src, cols, chunk_rows=spec.chunk_rows):
+        y = _labels_for(spec, chunk[spec.label], spec.label, src)
+        score: npt.NDArray[Any] | None = None
+        if model is not None:
+            raw_pred, score = model.predict(chunk)
+            pred = _labels_for(spec, np.asarray(raw_pred), f"prediction of {spec.model}", src)
+        else:
+            assert spec.pred is not None
+            pred = _labels_for(spec, chunk[spec.pred], spec.pred, src)
+        if spec.score:
+            parts = [datamod.require_numeric(chunk[c], column=c, source=src) for c in spec.score]
+            for c, part in zip(spec.score, parts, strict=True):
+                if np.isnan(part).any():
+                    raise DataError(f"{src}: column '{c}' has a missing value")
+            score = parts[0] if len(parts) == 1 else np.column_stack(parts)
+        try:
+            if isinstance(perf, performance.RegressionAccumulator):
+                perf.update(y, pred)
+            else:
+                perf.update(y, pred, score)
+            if fair is not None:
+                fair.update(y, pred, {f: chunk[f] for f in spec.sensitive})
+        except CheckError as exc:
+            raise CheckError(f"{src}: {exc.message}") from None
+        rows += len(y)
+        if progress is not None:
+            progress(len(y))
+    perf_ev = perf.evidence()
+    fair_ev = None
+    if fair is not None:
+        fair_ev = {
+            c.key: fairness.fairness_evidence(
+                c,
+                min_group_size=spec.min_group_size,
+                include_small_groups=spec.include_small_groups,
+            )
+            for c in fair.result()
+        }
+    return perf_ev, fair_ev, rows
+
+
+def _drift(spec: CheckSpec) -> dict[str, Any] | None:
+    current = spec.current or (spec.data if (spec.reference or spec.profile) else None)
+    if current is None:
+        return None
+    if spec.reference is not None and spec.profile is not None:
+        raise UsageError("give either --reference or --profile, not both")
+    if spec.reference is None and spec.profile is None:
+        raise UsageError("--current needs --reference REF or --profile REF.profile")
+    try:
+        from agent.checks import drift as driftmod
+    except ImportError:  # pragma: no cover - the drift module ships with this package
+        raise CheckError("drift checks are not available in this installation") from None
+    methods = dict(spec.drift_methods) or None
+    if spec.profile is not None:
+        from agent.checks.profile import ReferenceProfile
+
+        prof = ReferenceProfile.load(spec.profile)
+        if spec.drift_columns and set(spec.drift_columns) != set(prof.names):
+            raise UsageError(
+                f"{spec.profile}: a profile compares the columns it was built from "
+                f"({', '.join(prof.names)}); --drift-columns cannot change them",
+                hint="rebuild the profile with the columns you want",
+            )
+        chunks = datamod.iter_chunks(current, list(prof.names), chunk_rows=spec.chunk_rows)
+        result: dict[str, Any] = prof.compare(chunks, methods=methods, drift_share=spec.drift_share)
+        return result
+    assert spec.reference is not None
+    ref_schema = datamod.schema_of(spec.reference)
+    columns = list(spec.drift_columns) if spec.drift_columns else list(ref_schema)
+    ref = datamod.read_columns(spec.reference, columns)
+    cur = datamod.read_columns(current, columns)
+    out: dict[str, Any] = driftmod.drift_evidence(
+        ref, cur, methods=methods, drift_share=spec.drift_share
+    )
+    return out
+
+
+def _resolve(base: Path | None, value: Any) -> Path | None:
+    if value is None:
+        return None
+    p = Path(str(value))
+    return p if p.is_absolute() or base is None else base / p
+
+
+def _lineage(spec: CheckSpec, now: dt.datetime) -> dict[str, Any] | None:
+    if spec.manifest is None and spec.model is None:
+        return None
+    manifest = lineage.load_manifest(spec.manifest) if spec.manifest is not None else None
+    base = spec.manifest.parent if spec.manifest is not None else None
+    model_path = spec.model or _resolve(base, ((manifest or {}).get("artifact") or {}).get("path"))
+    model_sha = (
+        lineage.sha256_file(model_path) if model_path is not None and model_path.is_file() else None
+    )
+    train = spec.training_data or _resolve(
+        base, ((manifest or {}).get("training_data") or {}).get("path")
+    )
+    data_sha = lineage.sha256_file(train) if train is not None and train.is_file() else None
+    return lineage.lineage_evidence(manifest, model_sha256=model_sha, data_sha256=data_sha, now=now)
+
+
+def _documentation(spec: CheckSpec) -> dict[str, Any] | None:
+    expl = spec.explainability
+    if expl is None and spec.manifest is not None:
+        manifest = lineage.load_manifest(spec.manifest)
+        expl = _resolve(spec.manifest.parent, manifest.get("explainability"))
+    if spec.model_card is None and expl is None:
+        return None
+    card = documentation.parse_model_card(spec.model_card) if spec.model_card is not None else None
+    present = expl is not None and expl.is_file()
+    return documentation.documentation_evidence(
+        card,
+        explainability_present=present,
+        explainability_sha256=lineage.sha256_file(expl) if present and expl is not None else None,
+    )
+
+
+def run_checks(spec: CheckSpec, *, progress: Progress | None = None) -> dict[str, Any]:
+    """Run every check the spec asks for and return the validated evidence document.
+
+    ``progress`` is called with the number of validation rows after each chunk.
+    """
+    now = spec.now or dt.datetime.now(dt.UTC)
+    perf_ev = fair_ev = None
+    data_ev: dict[str, Any] | None = None
+    if spec.data is not None and (spec.label is not None or spec.pred is not None or spec.model):
+        perf_ev, fair_ev, rows = _measure(spec, progress)
+        data_ev = {
+            "name": spec.data.name,
+            "format": datamod.file_format(spec.data),
+            "rows": rows,
+            "sha256": lineage.sha256_file(spec.data) if spec.hash_data else None,
+        }
+    drift_ev = _drift(spec)
+    if perf_ev is None and drift_ev is None and spec.manifest is None and spec.model_card is None:
+        raise UsageError(
+            "nothing to check",
+            hint="give --data with --label and --pred (or --model), and/or --reference, "
+            "--manifest, --model-card",
+        )
+    return build_evidence(
+        performance=perf_ev,
+        fairness=fair_ev,
+        drift=drift_ev,
+        lineage=_lineage(spec, now),
+        documentation=_documentation(spec),
+        data=data_ev,
+        generated_at=now,
+    )

@@ -1,0 +1,388 @@
+"""The hub's state behind one interface: the append-only ledger and everything around it.
+
+:class:`LedgerStore` is the contract the hub's handlers code against; :meth:`LedgerStore.open`
+returns the SQLAlchemy implementation (:mod:`hub.ledger.sql`) for a SQLite path/URL or a
+PostgreSQL URL, migrated to the newest schema.
+
+Append rules (:meth:`LedgerStore.append_records`), applied to a batch all-or-nothing:
+
+1. the node is enrolled (else :class:`NodeNotEnrolledError`, an ``AccessDeniedError``);
+2. every envelope parses and verifies under the node's *current* key (``FormatError`` /
+   ``SignatureError``), and its payload names the calling node (``AccessDeniedError``);
+3. a record whose ``(node_id, seq)`` is already in the ledger with identical bytes is a resend:
+   it is acknowledged with its existing index and not appended again;
+4. the same ``seq`` with different bytes is equivocation: an ``equivocations`` row is committed
+   (even though the batch is refused) and :class:`EquivocationError` is raised;
+5. otherwise ``seq`` must be the node's last + 1 (``SequenceGapError(expected=...)``) and
+   ``prev`` the SHA-256 of the node's previous envelope (``ChainBrokenError``).
+
+Nothing is acknowledged before it is committed durably. Hub events (enrollments, key
+rotations, policy publications, approvals) are ledger entries of the stream ``node_id="hub"``
+signed by the hub key, with their own ``seq``/``prev`` chain, appended atomically with the
+state change they record.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from trust.canonical import Sha256
+from trust.checkpoint import Checkpoint
+from trust.keys import KeyId, PublicKey, SigningKey
+
+__all__ = [
+    "AppendResult",
+    "Entry",
+    "StoredCheckpoint",
+    "NodeInfo",
+    "NodeKey",
+    "PolicyRecord",
+    "ApprovalRecord",
+    "Heartbeat",
+    "Equivocation",
+    "LedgerStore",
+    "MAX_BATCH",
+]
+
+MAX_BATCH = 10_000
+"""The most records one :meth:`LedgerStore.append_records` call accepts."""
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What a batch append did.
+
+    ``indexes[i]`` is the ledger index of the batch's i-th envelope (new or already present);
+    ``duplicates`` lists the batch *positions* that were resends of stored records;
+    ``tree_size`` is the ledger size after the append.
+    """
+
+    indexes: list[int]
+    duplicates: list[int]
+    tree_size: int
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One ledger entry, exactly as stored."""
+
+    idx: int
+    node_id: str
+    seq: int
+    envelope: bytes
+    envelope_sha256: Sha256
+    leaf_hash: bytes
+    chain_hash: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """A signed checkpoint: the parsed head and the exact note bytes that were signed."""
+
+    checkpoint: Checkpoint
+    note: bytes
+    created_at: datetime
+
+    @property
+    def size(self) -> int:
+        """The tree size the checkpoint commits to."""
+        return self.checkpoint.size
+
+    @property
+    def root_hash(self) -> bytes:
+        """The RFC 9162 root at that size."""
+        return self.checkpoint.root_hash
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """An enrolled node and its current key."""
+
+    node_id: str
+    key_id: KeyId
+    public_key: PublicKey
+    enrolled_at: datetime
+    status: str
+
+
+@dataclass(frozen=True)
+class NodeKey:
+    """A key a node has held; ``retired_at`` is set once it was rotated away."""
+
+    node_id: str
+    key_id: KeyId
+    public_key: PublicKey
+    added_at: datetime
+    retired_at: datetime | None
+    ledger_idx: int | None
+
+
+@dataclass(frozen=True)
+class PolicyRecord:
+    """A published policy bundle (the envelope bytes verbatim) and its ledger entry."""
+
+    name: str
+    version: int
+    digest: Sha256
+    envelope: bytes
+    published_at: datetime
+    ledger_idx: int
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    """A submitted approval envelope and its ledger entry."""
+
+    id: int
+    role: str
+    subject: str
+    digest: Sha256
+    envelope: bytes
+    created_at: datetime
+    ledger_idx: int
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """A node's last sign of life."""
+
+    node_id: str
+    last_seen: datetime
+    agent_version: str
+    policy_name: str | None
+    policy_version: int | None
+
+
+@dataclass(frozen=True)
+class Equivocation:
+    """Evidence that a node signed two different records with one ``seq``."""
+
+    id: int
+    node_id: str
+    seq: int
+    existing_sha256: Sha256
+    offered_envelope: bytes
+    flagged_at: datetime
+
+
+class LedgerStore(abc.ABC):
+    """The hub's storage. Every method is safe to call from several threads and processes."""
+
+    @staticmethod
+    def open(
+        url: str,
+        *,
+        hub_key: SigningKey | None = None,
+        hub_public_key: PublicKey | None = None,
+        migrate: bool = True,
+    ) -> LedgerStore:
+        """Open (and migrate) the store at ``url``: a SQLite path/URL or a PostgreSQL URL.
+
+        ``hub_key`` signs hub events and checkpoints; without it the store is read-only for
+        hub events (``append_hub_event`` still accepts envelopes signed by ``hub_public_key``).
+        """
+        from hub.ledger.sql import SqlLedgerStore
+
+        return SqlLedgerStore.connect(
+            url, hub_key=hub_key, hub_public_key=hub_public_key, migrate=migrate
+        )
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+    # --- records ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def append_records(
+        self, node_id: str, envelopes: Sequence[bytes], *, now: datetime
+    ) -> AppendResult:
+        """Append a batch of a node's signed audit records under the module's rules."""
+
+    @abc.abstractmethod
+    def append_hub_event(self, envelope: bytes, *, now: datetime) -> int:
+        """Append a pre-built hub event signed by the hub key; return its index.
+
+        Its ``seq``/``prev`` must extend the hub stream exactly (an identical resend returns
+        the existing index). Prefer the methods below, which build and sign the event under
+        the write lock so concurrent hub processes never race for a ``seq``.
+        """
+
+    @abc.abstractmethod
+    def hub_head(self) -> tuple[int, Sha256]:
+        """The hub stream's last ``seq`` and envelope digest (``(0, 64 zeros)`` if empty)."""
+
+    @abc.abstractmethod
+    def node_head(self, node_id: str) -> tuple[int, Sha256]:
+        """A stream's last ``seq`` and envelope digest (``(0, 64 zeros)`` if empty)."""
+
+    # --- nodes and tokens --------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_token(
+        self, node_id: str, token_sha256: str, expires_at: datetime, *, now: datetime
+    ) -> None:
+        """Store an enrollment token's hash (the token itself is never stored)."""
+
+    @abc.abstractmethod
+    def consume_token(self, token_sha256: str, node_id: str, now: datetime) -> None:
+        """Mark a token used, atomically.
+
+        Raises ``TokenUnknownError``, ``TokenUsedError``, ``TokenExpiredError`` or
+        ``TokenNodeMismatchError`` (all :class:`EnrollmentError`, in :mod:`hub.ledger.errors`).
+        """
+
+    @abc.abstractmethod
+    def register_node(
+        self,
+        node_id: str,
+        public_key: PublicKey,
+        *,
+        now: datetime,
+        token_sha256: str | None = None,
+    ) -> int:
+        """Enroll a node and append its hub-signed ``enrollment`` event; return its index.
+
+        With ``token_sha256`` the token is consumed in the same transaction (a refused
+        token leaves nothing behind; a failure after it leaves the token unused).
+        Raises :class:`AlreadyEnrolledError` if the node id is taken.
+        """
+
+    @abc.abstractmethod
+    def rotate_node_key(
+        self, node_id: str, new_key: PublicKey, signature: bytes, *, now: datetime
+    ) -> int:
+        """Replace a node's key; ``signature`` is the current key's signature over
+        :func:`trust.record.rotation_message`. Appends a ``key_rotation`` event; returns its index.
+        """
+
+    @abc.abstractmethod
+    def node_key(self, node_id: str) -> PublicKey:
+        """The node's current key; ``NotFoundError`` if the node is not enrolled."""
+
+    @abc.abstractmethod
+    def node(self, node_id: str) -> NodeInfo:
+        """The node's enrollment; ``NotFoundError`` if unknown."""
+
+    @abc.abstractmethod
+    def nodes(self) -> list[NodeInfo]:
+        """Every enrolled node, by id."""
+
+    @abc.abstractmethod
+    def node_keys(self, node_id: str) -> list[NodeKey]:
+        """Every key the node has held, oldest first."""
+
+    # --- policies, approvals, heartbeats --------------------------------------------------------
+
+    @abc.abstractmethod
+    def add_policy(
+        self, name: str, version: int, digest: str, envelope: bytes, *, now: datetime
+    ) -> PolicyRecord:
+        """Store a verified bundle and append its ``policy_publication`` event atomically.
+
+        Raises ``RollbackError`` unless ``version`` is above every stored version of ``name``;
+        re-adding the identical (name, version, digest) returns the stored record.
+        """
+
+    @abc.abstractmethod
+    def latest_policy(self, name: str | None = None) -> PolicyRecord | None:
+        """The highest version of ``name`` (or the most recently published bundle)."""
+
+    @abc.abstractmethod
+    def get_policy(self, name: str, version: int) -> PolicyRecord:
+        """A named version; ``NotFoundError`` if absent."""
+
+    @abc.abstractmethod
+    def policies(self) -> list[PolicyRecord]:
+        """Every stored bundle, oldest publication first."""
+
+    @abc.abstractmethod
+    def add_approval(
+        self, role: str, subject: str, envelope: bytes, *, now: datetime
+    ) -> ApprovalRecord:
+        """Store a verified approval and append its ``approval`` event atomically (idempotent)."""
+
+    @abc.abstractmethod
+    def approvals(
+        self, subject: str | None = None, role: str | None = None
+    ) -> list[ApprovalRecord]:
+        """Stored approvals, oldest first, optionally filtered."""
+
+    @abc.abstractmethod
+    def record_heartbeat(
+        self,
+        node_id: str,
+        *,
+        now: datetime,
+        agent_version: str,
+        policy_name: str | None = None,
+        policy_version: int | None = None,
+    ) -> None:
+        """Remember a node's latest heartbeat (not a ledger entry)."""
+
+    @abc.abstractmethod
+    def heartbeats(self) -> list[Heartbeat]:
+        """The latest heartbeat of every node that sent one."""
+
+    @abc.abstractmethod
+    def equivocations(self, node_id: str | None = None) -> list[Equivocation]:
+        """Flagged equivocations, oldest first."""
+
+    # --- reads and proofs -----------------------------------------------------------------
+
+    @abc.abstractmethod
+    def size(self) -> int:
+        """The number of ledger entries."""
+
+    @abc.abstractmethod
+    def entry(self, idx: int) -> Entry:
+        """Entry ``idx``; ``NotFoundError`` if beyond the end."""
+
+    @abc.abstractmethod
+    def entries(self, start: int, end: int) -> list[Entry]:
+        """Entries ``start ≤ idx < end`` (clipped to the ledger), in order."""
+
+    @abc.abstractmethod
+    def find_entry(self, node_id: str, seq: int) -> Entry:
+        """The entry of a node's record ``seq``; ``NotFoundError`` if absent."""
+
+    @abc.abstractmethod
+    def root_at(self, size: int) -> bytes:
+        """The RFC 9162 root of the first ``size`` entries."""
+
+    @abc.abstractmethod
+    def inclusion_proof(self, idx: int, size: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of entry ``idx`` in the tree of ``size`` entries."""
+
+    @abc.abstractmethod
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        """RFC 9162 consistency proof between two tree sizes (``0 < old ≤ new ≤ size``)."""
+
+    # --- checkpoints --------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def sign_checkpoint(
+        self, origin: str, key_name: str, key: SigningKey, *, now: datetime
+    ) -> StoredCheckpoint | None:
+        """Sign and store a checkpoint of the current size, under the write lock.
+
+        Returns the latest checkpoint unchanged when the tree has not grown since, and
+        ``None`` while the tree is empty. Sizes only grow and each root is computed from the
+        stored tree, so two signed checkpoints are always consistent.
+        """
+
+    @abc.abstractmethod
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """The checkpoint of the largest size, if any."""
+
+    @abc.abstractmethod
+    def checkpoint_at_least(self, size: int) -> StoredCheckpoint | None:
+        """The smallest stored checkpoint whose size is ≥ ``size``, if any."""
+
+    @abc.abstractmethod
+    def checkpoint(self, size: int) -> StoredCheckpoint:
+        """The checkpoint of exactly ``size``; ``NotFoundError`` if none was signed."""

@@ -1,0 +1,1 @@
+"""Alembic migrations for the hub database; run them with :func:`hub.db.migrate`."""

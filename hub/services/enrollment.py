@@ -1,0 +1,48 @@
+"""EnrollmentService: Enroll, RotateKey, Heartbeat."""
+
+from __future__ import annotations
+
+import grpc
+
+from hub import handlers, serde
+from hub.auth import Principal
+from hub.rpc import Endpoint
+from hub.state import HubState
+from protos.warden.v1 import enrollment_pb2 as pb
+from trust.timeutil import format_time
+
+__all__ = ["endpoints"]
+
+
+def endpoints(state: HubState) -> dict[str, Endpoint]:
+    """Endpoints bound to ``state``."""
+
+    def enroll(p: Principal, req: pb.EnrollRequest, ctx: grpc.ServicerContext) -> pb.EnrollResponse:
+        r = handlers.enroll(state, req.node_id, req.public_key, req.token)
+        return pb.EnrollResponse(index=r.index, envelope=r.envelope,
+                                 checkpoint=serde.checkpoint_to_proto(r.checkpoint.note))
+
+    def rotate_key(
+        p: Principal, req: pb.RotateKeyRequest, ctx: grpc.ServicerContext
+    ) -> pb.RotateKeyResponse:
+        r = handlers.rotate_key(state, p.node_id, req.new_public_key, req.old_key_signature,
+                                req.new_key_signature)
+        return pb.RotateKeyResponse(index=r.index, envelope=r.envelope,
+                                    checkpoint=serde.checkpoint_to_proto(r.checkpoint.note))
+
+    def heartbeat(
+        p: Principal, req: pb.HeartbeatRequest, ctx: grpc.ServicerContext
+    ) -> pb.HeartbeatResponse:
+        latest = handlers.heartbeat(
+            state,
+            p.node_id,
+            req.agent_version,
+            req.policy_name if req.HasField("policy_name") else None,
+            req.policy_version if req.HasField("policy_version") else None,
+        )
+        resp = pb.HeartbeatResponse(hub_time=format_time(state.now()))
+        if latest is not None:
+            resp.latest_policy_version = latest
+        return resp
+
+    return {"Enroll": enroll, "RotateKey": rotate_key, "Heartbeat": heartbeat}

@@ -1,0 +1,135 @@
+"""What one hub process holds while it runs: config, store, keys, trust root, auth, feed.
+
+Built once by :meth:`HubState.open` from a :class:`~hub.config.HubConfig` and passed to every
+handler — there is no global. Start-up checks fail with a :class:`ConfigError` naming the file:
+
+* the hub key loads, and is a key of the trust root's ``hub`` role (otherwise no agent or
+  auditor could verify a single checkpoint this hub signs);
+* the trust root verifies (own root-role threshold, not expired).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from hub.auth import Authenticator
+from hub.config import HubConfig
+from hub.feed import PolicyFeed
+from hub.ledger.store import LedgerStore, StoredCheckpoint
+from hub.tls import hash_token, new_token
+from trust import keys
+from trust.errors import ConfigError, NotFoundError, WardenError
+from trust.keys import PublicKey, SigningKey
+from trust.record import check_node_id
+from trust.root import TrustRoot
+from trust.timeutil import format_time, parse_duration, utcnow
+
+__all__ = ["HubState", "create_enrollment_token"]
+
+
+@dataclass
+class HubState:
+    """The shared state of a running hub process."""
+
+    config: HubConfig
+    store: LedgerStore
+    hub_key: SigningKey
+    root: TrustRoot
+    auth: Authenticator
+    feed: PolicyFeed
+    stopping: threading.Event = field(default_factory=threading.Event)
+    _checkpoint_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def database_label(self) -> str:
+        """The database URL without credentials (for logs)."""
+        url = self.config.database
+        if "@" in url:
+            scheme, rest = url.split("://", 1)
+            return f"{scheme}://…@{rest.split('@', 1)[1]}"
+        return url
+
+    @classmethod
+    def open(cls, config: HubConfig) -> HubState:
+        """Load keys and root, open (and migrate) the store, start the policy feed."""
+        hub_key = keys.load_private(config.hub_key)
+        root = load_root(config)
+        if hub_key.key_id not in root.role("hub").keyids:
+            raise ConfigError(
+                f"{config.hub_key}: hub key {hub_key.key_id[:16]}… is not in the 'hub' role of "
+                f"trust root {config.trust_root} (v{root.version})",
+                hint="the root officers must add hub.pub to the root's hub role",
+            )
+        store = LedgerStore.open(config.database, hub_key=hub_key)
+
+        def node_key(node_id: str) -> PublicKey | None:
+            try:
+                return store.node_key(node_id)
+            except NotFoundError:
+                return None
+
+        latest = store.latest_policy
+        feed = PolicyFeed(lambda: _marker(latest()), config.watch_poll_ms)
+        feed.start()
+        return cls(config, store, hub_key, root, Authenticator(config, node_key), feed)
+
+    def close(self) -> None:
+        """Stop the feed and release the store."""
+        self.feed.close()
+        self.store.close()
+
+    def now(self) -> datetime:
+        """The hub's clock (UTC)."""
+        return utcnow()
+
+    def checkpoint_covering(self, size: int) -> StoredCheckpoint:
+        """A signed checkpoint whose tree has at least ``size`` entries.
+
+        With ``checkpoint_interval_ms`` = 0 a new checkpoint is signed whenever the latest one
+        does not cover ``size``; otherwise a checkpoint younger than the interval is reused
+        only if it covers ``size`` — so an acknowledged record is always covered.
+        """
+        cp = self.store.checkpoint_at_least(size)
+        if cp is not None:
+            return cp
+        with self._checkpoint_lock:  # one signer per process; the store serialises processes
+            cp = self.store.checkpoint_at_least(size)
+            if cp is None:
+                cp = self.store.sign_checkpoint(self.config.origin, self.config.origin,
+                                                self.hub_key, now=self.now())
+        if cp is None or cp.size < size:
+            raise WardenError(f"no checkpoint covers tree size {size}")  # store invariant broken
+        return cp
+
+
+def _marker(record: object) -> object:
+    if record is None:
+        return None
+    return getattr(record, "ledger_idx", None)
+
+
+def load_root(config: HubConfig) -> TrustRoot:
+    """The hub's copy of the trust root, verified."""
+    if not config.trust_root.exists():
+        raise ConfigError(
+            f"{config.trust_root}: no trust root",
+            hint="copy the officers' root.json there (the hub verifies policies against it)",
+        )
+    return TrustRoot.load(config.trust_root)
+
+
+def create_enrollment_token(config: HubConfig, node_id: str, ttl: str) -> tuple[str, str]:
+    """Make a single-use token for ``node_id``; store only its hash. Returns (token, expiry)."""
+    check_node_id(node_id, what="--node")
+    now = utcnow()
+    expires = now + parse_duration(ttl, what="--ttl")
+    token = new_token()
+    hub_key = keys.load_private(config.hub_key)
+    store = LedgerStore.open(config.database, hub_key=hub_key)
+    try:
+        store.create_token(node_id, hash_token(token), expires, now=now)
+    finally:
+        store.close()
+    return token, format_time(expires)

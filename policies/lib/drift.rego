@@ -1,0 +1,58 @@
+# Data drift (input.evidence.drift).
+#
+# Thresholds (data.config), each checked only when configured:
+#   max_drift_share          largest allowed share of drifted columns (0..1)
+#   critical_columns         columns that must not drift at all
+#   block_on_dataset_drift   true: evidence.drift.dataset_drift == true is a violation
+package warden.lib.drift
+
+import rego.v1
+
+# Direct references with defaults (see fairness.rego for why not object.get).
+default drift := {}
+
+drift := input.evidence.drift
+
+default critical := []
+
+critical := data.config.critical_columns
+
+violations contains v if {
+	share := drift.share_drifted
+	share > data.config.max_drift_share
+	v := {
+		"rule": "drift.share_drifted",
+		"message": sprintf(
+			"%v of columns drifted, above the maximum share %v",
+			[share, data.config.max_drift_share],
+		),
+		"severity": "high",
+	}
+}
+
+violations contains v if {
+	some column in critical
+	d := drift.columns[column]
+	d.drifted == true
+	v := {
+		"rule": "drift.critical_column",
+		"message": sprintf(
+			"critical column %s drifted (%s statistic %v, threshold %v)",
+			[column, d.method, d.statistic, d.threshold],
+		),
+		"severity": "high",
+	}
+}
+
+violations contains v if {
+	data.config.block_on_dataset_drift == true
+	drift.dataset_drift == true
+	v := {"rule": "drift.dataset_drift", "message": "dataset drift detected", "severity": "high"}
+}
+
+warnings contains msg if {
+	some column, d in drift.columns
+	d.drifted == true
+	not column in critical
+	msg := sprintf("drift: column %s drifted (%s statistic %v)", [column, d.method, d.statistic])
+}

@@ -1,0 +1,114 @@
+package warden.lib.fairness_test
+
+import rego.v1
+
+import data.warden.lib.fairness
+
+cfg := {
+	"sensitive_features": ["sex"],
+	"max_demographic_parity_difference": 0.1,
+	"min_demographic_parity_ratio": 0.8,
+	"require_four_fifths_rule": true,
+	"max_equalized_odds_difference": 0.1,
+	"max_equal_opportunity_difference": 0.1,
+	"min_group_size": 30,
+}
+
+fair := {"sex": {
+	"demographic_parity_difference": 0.02,
+	"demographic_parity_ratio": 0.95,
+	"four_fifths": {"threshold": 0.8, "ratio": 0.95, "passed": true, "reference_group": "M", "failing_groups": []},
+	"equalized_odds_difference": 0.03,
+	"equal_opportunity_difference": 0.02,
+	"groups": {"F": {"n": 500}, "M": {"n": 500}},
+}}
+
+test_fair_model_passes if {
+	c := cfg
+	f := fair
+	vs := fairness.violations with input.evidence.fairness as f with data.config as c
+	ws := fairness.warnings with input.evidence.fairness as f with data.config as c
+	count(vs) == 0
+	count(ws) == 0
+}
+
+test_demographic_parity_difference_violation if {
+	c := cfg
+	f := json.patch(fair, [{"op": "replace", "path": "/sex/demographic_parity_difference", "value": 0.25}])
+	vs := fairness.violations with input.evidence.fairness as f with data.config as c
+	vs == {{
+		"rule": "fairness.demographic_parity_difference",
+		"message": "sex: demographic parity difference 0.25 exceeds the maximum 0.1",
+		"severity": "high",
+	}}
+}
+
+test_demographic_parity_ratio_violation if {
+	c := cfg
+	f := json.patch(fair, [{"op": "replace", "path": "/sex/demographic_parity_ratio", "value": 0.7}])
+	vs := fairness.violations with input.evidence.fairness as f with data.config as c
+	vs == {{
+		"rule": "fairness.demographic_parity_ratio",
+		"message": "sex: demographic parity ratio 0.7 is below the minimum 0.8",
+		"severity": "high",
+	}}
+}
+
+test_four_fifths_rule_violation if {
+	c := cfg
+	f := json.patch(fair, [{"op": "replace", "path": "/sex/four_fifths", "value": {"threshold": 0.8, "ratio": 0.7, "passed": false, "reference_group": "M", "failing_groups": ["F"]}}])
+	vs := fairness.violations with input.evidence.fairness as f with data.config as c
+	vs == {{
+		"rule": "fairness.four_fifths_rule",
+		"message": "sex: four-fifths rule fails (selection-rate ratio 0.7 < 0.8)",
+		"severity": "high",
+	}}
+}
+
+test_equalized_odds_violation if {
+	c := cfg
+	f := json.patch(fair, [{"op": "replace", "path": "/sex/equalized_odds_difference", "value": 0.2}])
+	vs := fairness.violations with input.evidence.fairness as f with data.config as c
+	vs == {{
+		"rule": "fairness.equalized_odds_difference",
+		"message": "sex: equalized odds difference 0.2 exceeds the maximum 0.1",
+		"severity": "high",
+	}}
+}
+
+test_equal_opportunity_violation if {
+	c := cfg
+	f := json.patch(fair, [{"op": "replace", "path": "/sex/equal_opportunity_difference", "value": 0.15}])
+	vs := fairness.violations with input.evidence.fairness as f with data.config as c
+	vs == {{
+		"rule": "fairness.equal_opportunity_difference",
+		"message": "sex: equal opportunity difference 0.15 exceeds the maximum 0.1",
+		"severity": "high",
+	}}
+}
+
+test_missing_sensitive_feature_violation if {
+	c := cfg
+	f := {"age": fair.sex}
+	vs := fairness.violations with input.evidence.fairness as f with data.config as c
+	vs == {{
+		"rule": "fairness.evidence_missing",
+		"message": "no fairness evidence for sensitive feature sex",
+		"severity": "high",
+	}}
+}
+
+test_each_feature_is_checked if {
+	c := cfg
+	bad := json.patch(fair.sex, [{"op": "replace", "path": "/demographic_parity_difference", "value": 0.3}])
+	f := {"sex": fair.sex, "race": bad}
+	vs := fairness.violations with input.evidence.fairness as f with data.config as c
+	[v.message | some v in vs] == ["race: demographic parity difference 0.3 exceeds the maximum 0.1"]
+}
+
+test_small_group_warning if {
+	c := cfg
+	f := json.patch(fair, [{"op": "replace", "path": "/sex/groups/F/n", "value": 12}])
+	ws := fairness.warnings with input.evidence.fairness as f with data.config as c
+	ws == {"fairness: sex group F has only 12 rows (< 30); its metrics are unreliable"}
+}

@@ -1,0 +1,85 @@
+# Lineage and provenance (input.evidence.lineage).
+#
+# Configuration (data.config), each checked only when configured:
+#   require_data_hash            data_sha256 present and data_sha256_verified == true
+#   require_code_commit          code_commit present
+#   require_parameters           parameters present and non-empty
+#   approved_data_sources        data_source must be one of these
+#   max_training_data_age_days   data_age_days must not exceed this
+package warden.lib.lineage
+
+import rego.v1
+
+# Direct references with defaults (see fairness.rego for why not object.get).
+default lineage := {}
+
+lineage := input.evidence.lineage
+
+_present(key) if {
+	value := lineage[key]
+	value != null
+	value != ""
+	value != {}
+	value != []
+}
+
+violations contains v if {
+	data.config.require_data_hash == true
+	not _present("data_sha256")
+	v := {"rule": "lineage.data_hash", "message": "training data hash is missing", "severity": "error"}
+}
+
+violations contains v if {
+	data.config.require_data_hash == true
+	_present("data_sha256")
+	not lineage.data_sha256_verified == true
+	v := {
+		"rule": "lineage.data_hash",
+		"message": "training data hash was not verified against the data",
+		"severity": "error",
+	}
+}
+
+violations contains v if {
+	data.config.require_code_commit == true
+	not _present("code_commit")
+	v := {"rule": "lineage.code_commit", "message": "code commit is missing", "severity": "error"}
+}
+
+violations contains v if {
+	data.config.require_parameters == true
+	not _present("parameters")
+	v := {"rule": "lineage.parameters", "message": "training parameters are missing", "severity": "error"}
+}
+
+violations contains v if {
+	approved := data.config.approved_data_sources
+	source := object.get(lineage, "data_source", null)
+	not source in approved
+	v := {
+		"rule": "lineage.data_source",
+		"message": sprintf("data source %v is not in the approved list %v", [source, approved]),
+		"severity": "error",
+	}
+}
+
+violations contains v if {
+	maximum := data.config.max_training_data_age_days
+	age := lineage.data_age_days
+	age > maximum
+	v := {
+		"rule": "lineage.training_data_age",
+		"message": sprintf("training data is %v days old, older than the maximum %v days", [age, maximum]),
+		"severity": "error",
+	}
+}
+
+violations contains v if {
+	data.config.max_training_data_age_days
+	not is_number(object.get(lineage, "data_age_days", null))
+	v := {
+		"rule": "lineage.training_data_age",
+		"message": "training data age is missing",
+		"severity": "error",
+	}
+}

@@ -1,0 +1,96 @@
+"""HubConfig: file < environment < flags; unknown keys are errors naming key and file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hub.config import HubConfig, Role, load_config
+from trust.errors import ConfigError
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "hub.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_file_env_flags_precedence(tmp_path: Path) -> None:
+    p = _write(tmp_path, "listen: 127.0.0.1:1000\nmax_batch: 10\ninsecure: true\n")
+    cfg = load_config(p, env={"WARDEN_HUB_MAX_BATCH": "20"}, overrides={"listen": None})
+    assert cfg.listen == "127.0.0.1:1000" and cfg.max_batch == 20
+    cfg = load_config(p, env={"WARDEN_HUB_LISTEN": "127.0.0.1:2000"},
+                      overrides={"listen": "127.0.0.1:3000"})
+    assert cfg.listen == "127.0.0.1:3000"
+
+
+def test_relative_paths_resolve_against_the_file(tmp_path: Path) -> None:
+    p = _write(tmp_path, "insecure: true\nhub_key: keys/hub.key\ndatabase: sqlite:///l.db\n")
+    cfg = load_config(p, env={})
+    assert cfg.hub_key == tmp_path.resolve() / "keys" / "hub.key"
+    assert cfg.database == f"sqlite:///{tmp_path.resolve()}/l.db"
+    assert cfg.trust_root == tmp_path.resolve() / "root.json"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("insecure: true\nlisten_addr: x\n", "unknown key 'listen_addr'"),
+        ("insecure: true\ntls: {cert: a, key: b, ca: c, extra: d}\n", "tls.extra"),
+        ("insecure: true\noperators: [{name: a, role: root, token_sha256: " + "0" * 64 + "}]\n",
+         "role 'root'"),
+        ("insecure: true\noperators: [{name: a, role: admin, token_sha256: abc}]\n",
+         "64 hex"),
+        ("insecure: true\nmax_batch: many\n", "max_batch must be a number"),
+        ("insecure: true\nmax_batch: 0\n", "max_batch must be ≥ 1"),
+        ("- a list\n", "top level must be a mapping"),
+        ("listen: 127.0.0.1:1\n", "no 'tls' section"),
+        ("insecure: true\nlisten: 0.0.0.0:7443\n", "only allowed on a loopback"),
+        ("insecure: true\nlog_level: loud\n", "log_level"),
+        ("insecure: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_config_names_key_and_file(tmp_path: Path, text: str, needle: str) -> None:
+    p = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(p, env={})
+    assert needle in info.value.message
+    if "loopback" not in needle and "tls" not in needle:
+        assert str(p) in info.value.message
+
+
+def test_unknown_environment_variable_is_an_error(tmp_path: Path) -> None:
+    p = _write(tmp_path, "insecure: true\n")
+    with pytest.raises(ConfigError, match="WARDEN_HUB_LISTN"):
+        load_config(p, env={"WARDEN_HUB_LISTN": "127.0.0.1:1"})
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "nope.yaml", env={})
+
+
+def test_config_is_frozen(tmp_path: Path) -> None:
+    cfg = load_config(_write(tmp_path, "insecure: true\n"), env={})
+    with pytest.raises(AttributeError):
+        cfg.listen = "x"  # type: ignore[misc]
+    assert isinstance(cfg, HubConfig)
+
+
+def test_init_writes_a_loadable_config(tmp_path: Path) -> None:
+    from hub.tls import hash_token, init_hub
+
+    result = init_hub(tmp_path / "hub", origin="test.example/hub")
+    cfg = load_config(result.config, env={})
+    assert cfg.tls is not None and cfg.tls.cert.exists() and cfg.tls.ca.exists()
+    assert {op.role for op in cfg.operators} == set(Role)
+    for role, token in result.tokens.items():
+        assert any(op.role is role and op.token_sha256 == hash_token(token)
+                   for op in cfg.operators)
+        assert result.token_files[role].stat().st_mode & 0o077 == 0
+        assert token not in result.config.read_text()
+    assert (tmp_path / "hub" / "hub.key").stat().st_mode & 0o077 == 0
+    assert (tmp_path / "hub" / "tls" / "server.key").stat().st_mode & 0o077 == 0
+    with pytest.raises(ConfigError, match="already exists"):
+        init_hub(tmp_path / "hub")

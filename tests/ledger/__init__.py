@@ -1,0 +1,1 @@
+"""Ledger store tests (run on SQLite and PostgreSQL)."""

@@ -1,0 +1,292 @@
+"""Checkpoints as C2SP signed notes (``c2sp.org/signed-note``, ``c2sp.org/tlog-checkpoint``).
+
+A checkpoint note looks like::
+
+    warden.example/ledger
+    1234
+    <base64 of the 32-byte RFC 9162 root>
+
+    — warden.example/ledger <base64(key id (4 bytes, big endian) ‖ ed25519 signature)>
+
+The signature covers the note text (every line up to and including the third line's newline,
+plus any extension lines), not the blank separator line. An ed25519 key's note key id is
+``SHA-256(name ‖ 0x0A ‖ 0x01 ‖ public key)[:4]``; its verifier key string is
+``<name>+<8 hex digits of the key id>+<base64(0x01 ‖ public key)>``.
+
+Invariants:
+
+* Parsing is strict: valid UTF-8, no control characters but newline, a text ending in a
+  newline, the text/signature split at the last blank line, well-formed signature lines.
+  Anything else is a :class:`FormatError`.
+* Verification follows the spec: signatures by keys whose (name, id) pair is unknown are
+  ignored; a signature by a known key that does not verify rejects the whole note; a note with
+  no verified known signature is rejected (:class:`SignatureError`).
+* Warden's checkpoints carry SHA-256 roots, so a root hash that is not 32 bytes is refused
+  (c2sp requires the RFC 6962 root; golang.org/x/mod does the same), as is a tree size with a
+  leading zero or beyond uint64.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from trust.errors import FormatError, ProofError, SignatureError
+from trust.keys import PublicKey, SigningKey
+
+__all__ = [
+    "ED25519_TYPE",
+    "MAX_SIGNATURES",
+    "Checkpoint",
+    "NoteSignature",
+    "SignedNote",
+    "VerifierKey",
+    "note_key_id",
+    "parse_checkpoint",
+    "parse_note",
+    "parse_signer_key",
+    "sign_note",
+    "open_note",
+    "sign_checkpoint",
+    "verify_checkpoint",
+]
+
+ED25519_TYPE = 0x01
+MAX_SIGNATURES = 100
+_DASH = "\u2014 "
+_UINT64_MAX = (1 << 64) - 1
+_SIZE = re.compile(r"0|[1-9][0-9]*")
+
+
+def _check_name(name: str, *, what: str = "key name") -> str:
+    if not name or any(c.isspace() for c in name) or "+" in name:
+        raise FormatError(f"{what} {name!r} must be non-empty, without spaces or '+'")
+    return name
+
+
+def _b64decode(text: str, *, what: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise FormatError(f"{what}: invalid base64 {text[:40]!r}") from exc
+
+
+def note_key_id(name: str, public: PublicKey) -> int:
+    """The 32-bit note key id of an ed25519 key: SHA-256(name ‖ 0x0A ‖ 0x01 ‖ key)[:4]."""
+    digest = hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([ED25519_TYPE]) + public.raw)
+    return int.from_bytes(digest.digest()[:4], "big")
+
+
+@dataclass(frozen=True)
+class VerifierKey:
+    """A named ed25519 note verifier key; build with :meth:`parse` or :meth:`of`."""
+
+    name: str
+    key_id: int
+    public: PublicKey
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+        if self.key_id != note_key_id(self.name, self.public):
+            raise FormatError(
+                f"verifier key {self.name!r}: key id {self.key_id:08x} does not match the key"
+            )
+
+    @classmethod
+    def of(cls, name: str, public: PublicKey) -> VerifierKey:
+        """The verifier key for ``public`` under ``name``."""
+        return cls(_check_name(name), note_key_id(name, public), public)
+
+    @classmethod
+    def parse(cls, text: str) -> VerifierKey:
+        """Parse ``<name>+<hex key id>+<base64(0x01 ‖ key)>``."""
+        parts = text.strip().split("+", 2)  # base64 may itself contain '+'; names may not
+        if len(parts) != 3:
+            raise FormatError(f"verifier key {text[:60]!r}: expected name+keyid+key")
+        name, hex_id, key_b64 = parts
+        _check_name(name)
+        if not re.fullmatch(r"[0-9a-f]{8}", hex_id):
+            raise FormatError(f"verifier key {name!r}: key id {hex_id!r} is not 8 hex digits")
+        material = _b64decode(key_b64, what=f"verifier key {name!r}")
+        if not material or material[0] != ED25519_TYPE:
+            raise FormatError(f"verifier key {name!r}: not an ed25519 (type 0x01) key")
+        if len(material) != 33:
+            raise FormatError(f"verifier key {name!r}: ed25519 key must be 32 bytes")
+        return cls(name, int(hex_id, 16), PublicKey(material[1:]))
+
+    def __str__(self) -> str:
+        material = base64.b64encode(bytes([ED25519_TYPE]) + self.public.raw).decode("ascii")
+        return f"{self.name}+{self.key_id:08x}+{material}"
+
+
+def parse_signer_key(text: str) -> tuple[str, SigningKey]:
+    """Parse a Go-style ``PRIVATE+KEY+<name>+<hex id>+<base64(0x01 ‖ seed)>`` signer key."""
+    parts = text.strip().split("+", 4)
+    if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
+        raise FormatError("signer key: expected PRIVATE+KEY+name+keyid+key")
+    name, hex_id, key_b64 = parts[2:]
+    material = _b64decode(key_b64, what=f"signer key {name!r}")
+    if len(material) != 33 or material[0] != ED25519_TYPE:
+        raise FormatError(f"signer key {name!r}: not an ed25519 (type 0x01) seed")
+    key = SigningKey.from_seed(material[1:])
+    VerifierKey(name, int(hex_id, 16), key.public)  # checks name and key id
+    return name, key
+
+
+@dataclass(frozen=True)
+class NoteSignature:
+    """One signature line: key name, 32-bit key id, signature bytes (unverified)."""
+
+    name: str
+    key_id: int
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class SignedNote:
+    """A parsed, *unverified* note. Use :func:`open_note` to trust its text."""
+
+    text: str
+    signatures: tuple[NoteSignature, ...]
+
+
+def parse_note(note: bytes | str) -> SignedNote:
+    """Split a note into text and signature lines without verifying anything."""
+    if isinstance(note, bytes):
+        try:
+            note = note.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FormatError("signed note is not valid UTF-8") from exc
+    if any(ord(c) < 0x20 and c != "\n" for c in note) or "\x7f" in note:
+        raise FormatError("signed note contains a control character")
+    if not note.endswith("\n"):
+        raise FormatError("signed note does not end with a newline")
+    split = note.rfind("\n\n")
+    if split < 0:
+        raise FormatError("signed note has no blank line before its signatures")
+    text, sig_block = note[: split + 1], note[split + 2 :]
+    lines = sig_block[:-1].split("\n") if sig_block else []
+    if not lines:
+        raise FormatError("signed note has no signature lines")
+    if len(lines) > MAX_SIGNATURES:
+        raise FormatError(f"signed note has {len(lines)} signatures; at most {MAX_SIGNATURES}")
+    signatures = []
+    for line in lines:
+        if not line.startswith(_DASH):
+            raise FormatError(f"malformed signature line {line[:60]!r}")
+        fields = line[len(_DASH) :].split(" ")
+        if len(fields) != 2:
+            raise FormatError(f"malformed signature line {line[:60]!r}")
+        name, sig_b64 = fields
+        _check_name(name, what="signature key name")
+        raw = _b64decode(sig_b64, what=f"signature by {name!r}")
+        if len(raw) < 5:
+            raise FormatError(f"signature by {name!r} is too short")
+        signatures.append(NoteSignature(name, int.from_bytes(raw[:4], "big"), raw[4:]))
+    return SignedNote(text, tuple(signatures))
+
+
+def sign_note(text: str, name: str, key: SigningKey) -> bytes:
+    """A signed note of ``text`` (which must end in a newline) with one ed25519 signature."""
+    if not text.endswith("\n"):
+        raise FormatError("note text must end with a newline")
+    verifier = VerifierKey.of(name, key.public)
+    sig = verifier.key_id.to_bytes(4, "big") + key.sign(text.encode("utf-8"))
+    note = f"{text}\n{_DASH}{name} {base64.b64encode(sig).decode('ascii')}\n"
+    parse_note(note)  # refuse to emit what we would not accept
+    return note.encode("utf-8")
+
+
+def open_note(note: bytes | str, verifiers: Sequence[VerifierKey]) -> tuple[str, tuple[str, ...]]:
+    """Verify a note against ``verifiers``; return its text and the names that signed it.
+
+    Raises :class:`SignatureError` if a known key's signature fails or none verifies.
+    """
+    parsed = parse_note(note)
+    known = {(v.name, v.key_id): v for v in verifiers}
+    message = parsed.text.encode("utf-8")
+    verified: list[str] = []
+    for s in parsed.signatures:
+        v = known.get((s.name, s.key_id))
+        if v is None:
+            continue  # the spec: ignore unknown keys, even if name or id alone matches
+        try:
+            v.public.verify(s.signature, message)
+        except SignatureError as exc:
+            raise SignatureError(f"signed note: signature by {s.name!r} does not verify") from exc
+        if s.name not in verified:
+            verified.append(s.name)
+    if not verified:
+        raise SignatureError("signed note: no signature by a known key")
+    return parsed.text, tuple(verified)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A log's tree head: origin, tree size and RFC 9162 root hash (+ opaque extension lines)."""
+
+    origin: str
+    size: int
+    root_hash: bytes
+    extensions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.origin or "\n" in self.origin:
+            raise FormatError(f"checkpoint origin {self.origin!r} must be one non-empty line")
+        if not isinstance(self.size, int) or not 0 <= self.size <= _UINT64_MAX:
+            raise FormatError(f"checkpoint size {self.size!r} is not a uint64")
+        if len(self.root_hash) != 32:
+            raise FormatError(f"checkpoint root hash has {len(self.root_hash)} bytes, not 32")
+        for ext in self.extensions:
+            if not ext or "\n" in ext:
+                raise FormatError(f"checkpoint extension line {ext!r} must be one non-empty line")
+
+    def text(self) -> str:
+        """The note text: origin, size, base64 root, extension lines, each ending in newline."""
+        lines = [self.origin, str(self.size), base64.b64encode(self.root_hash).decode("ascii")]
+        return "".join(line + "\n" for line in (*lines, *self.extensions))
+
+
+def parse_checkpoint(text: str | bytes) -> Checkpoint:
+    """Parse a checkpoint note *text* (the signed body, not the whole note)."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FormatError("checkpoint is not valid UTF-8") from exc
+    if not text.endswith("\n"):
+        raise FormatError("checkpoint text does not end with a newline")
+    lines = text[:-1].split("\n")
+    if len(lines) < 3:
+        raise FormatError(f"checkpoint has {len(lines)} lines; at least 3 are required")
+    origin, size_text, root_b64, *extensions = lines
+    if not origin:
+        raise FormatError("checkpoint origin line is empty")
+    if not _SIZE.fullmatch(size_text) or int(size_text) > _UINT64_MAX:
+        raise FormatError(f"checkpoint size {size_text[:30]!r} is not a decimal uint64")
+    root_hash = _b64decode(root_b64, what="checkpoint root hash")
+    return Checkpoint(origin, int(size_text), root_hash, tuple(extensions))
+
+
+def sign_checkpoint(cp: Checkpoint, name: str, key: SigningKey) -> bytes:
+    """The signed note of ``cp`` under key ``name`` (by convention the log's origin)."""
+    return sign_note(cp.text(), name, key)
+
+
+def verify_checkpoint(
+    note: bytes | str, name: str, public: PublicKey, origin: str | None = None
+) -> Checkpoint:
+    """Verify a checkpoint note signed by ``public`` under ``name`` and parse it.
+
+    Raises :class:`SignatureError` if the signature is absent or invalid, :class:`FormatError`
+    if the note or body is malformed, and :class:`ProofError` if the origin is not ``origin``.
+    """
+    text, _ = open_note(note, [VerifierKey.of(name, public)])
+    cp = parse_checkpoint(text)
+    if origin is not None and cp.origin != origin:
+        raise ProofError(f"checkpoint origin is {cp.origin!r}, expected {origin!r}")
+    return cp

@@ -1,0 +1,280 @@
+"""Evaluate a policy bundle: compile once, decide many times.
+
+:class:`PolicyEngine` compiles a :class:`~trust.policy.bundle.PolicyBundle` with rego-cpp
+(through regopy) into a plan for the bundle's entrypoint, then evaluates that plan for each
+input. The bundle's ``data`` is visible to Rego as ``data.config``; ``*_test.rego`` files are
+not part of the evaluated policy.
+
+Invariants:
+
+* The decision is a pure function of (bundle, input): the input is encoded as RFC 8785
+  canonical JSON before Rego sees it, non-deterministic built-ins are refused at compile
+  time, and violations and warnings are sorted (see :mod:`trust.policy.decision`).
+* Anything that is not a clean result — a compile error, an undefined or malformed entrypoint
+  value for a convention that needs one, a runtime error (divide by zero, conflicting outputs,
+  recursion) — raises :class:`PolicyError`. It never becomes an ``allow``.
+* One engine may be shared between threads: evaluations are serialised by a lock, because a
+  rego-cpp interpreter holds the current input.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from trust.canonical import canonical_json, sha256_hex
+from trust.errors import FormatError, PolicyError
+from trust.policy import _rego
+from trust.policy.bundle import PolicyBundle
+from trust.policy.decision import Convention, Decision, Severity, Violation
+from trust.timeutil import utcnow
+
+__all__ = ["PolicyEngine", "declared_documents", "entrypoint_declared", "compile_error"]
+
+_KEYWORDS = frozenset(
+    {"package", "import", "else", "not", "some", "every", "with", "as", "if", "contains", "in"}
+)
+_PACKAGE_RE = re.compile(r"^\s*package\s+([A-Za-z_][\w.]*)")
+_HEAD_RE = re.compile(
+    r"^\s*(?:default\s+)?([A-Za-z_]\w*)(?:\.[A-Za-z_][\w.]*)?\s*(\[|\(|:=|=|\{|if\b|contains\b|$)"
+)
+_DENY_KEYS = ("deny", "violation", "violations")
+_WARN_KEYS = ("warn", "warning", "warnings")
+_SEVERITIES = frozenset(s.value for s in Severity)
+
+
+def declared_documents(modules: Mapping[str, str]) -> tuple[set[str], set[str]]:
+    """(packages, ``pkg.rule`` paths) declared by ``modules`` — a static scan of rule heads.
+
+    Rule heads are recognised at brace depth 0, so rules may be indented.
+    """
+    packages: set[str] = set()
+    rules: set[str] = set()
+    for text in modules.values():
+        package = None
+        depth = 0
+        for raw in text.splitlines():
+            line = _rego._strip_comments_and_strings(raw)
+            if depth == 0:
+                m = _PACKAGE_RE.match(line)
+                if m:
+                    package = m.group(1)
+                    packages.add(package)
+                elif package:
+                    h = _HEAD_RE.match(line)
+                    if h and h.group(1) not in _KEYWORDS:
+                        rules.add(f"{package}.{h.group(1)}")
+            depth += sum(line.count(c) for c in "{[(") - sum(line.count(c) for c in "}])")
+            depth = max(depth, 0)
+    return packages, rules
+
+
+def entrypoint_declared(entrypoint: str, modules: Mapping[str, str]) -> bool:
+    """Whether ``data.a.b`` names a package, a parent of packages, a rule, or a path in a rule."""
+    path = entrypoint[len("data.") :]
+    packages, rules = declared_documents(modules)
+    if path in packages or path in rules:
+        return True
+    if any(doc.startswith(path + ".") for doc in packages | rules):
+        return True
+    return any(path.startswith(rule + ".") for rule in rules)
+
+
+def compile_error(failed: _rego.CompileFailed, *, what: str) -> PolicyError:
+    """A PolicyError listing every diagnostic as ``file:line:col: message``."""
+    lines = [str(d) for d in failed.diagnostics]
+    return PolicyError(f"{what}: Rego compilation failed: " + "; ".join(lines))
+
+
+class PolicyEngine:
+    """A compiled bundle, ready to evaluate inputs."""
+
+    def __init__(self, bundle: PolicyBundle) -> None:
+        """Compile ``bundle``; raise :class:`PolicyError` naming file:line on any error."""
+        self.bundle = bundle
+        what = f"bundle {bundle.name} v{bundle.version}"
+        modules = bundle.modules
+        entrypoint = bundle.manifest.entrypoint
+        started = time.perf_counter()
+        try:
+            self._interp, self._plan = _rego.compile_modules(
+                modules, {"config": dict(bundle.data)}, [bundle.manifest.rego_entrypoint]
+            )
+        except _rego.CompileFailed as exc:
+            raise compile_error(exc, what=what) from None
+        if not entrypoint_declared(entrypoint, modules):
+            raise PolicyError(
+                f"{what}: entrypoint {entrypoint} is not defined by any module "
+                f"(rules: {', '.join(sorted(declared_documents(modules)[1])) or 'none'})",
+                hint="fix 'entrypoint' in bundle.yaml or add the rule",
+            )
+        self._runner = _rego.new_interpreter()
+        self._lock = threading.Lock()
+        self.compile_seconds = time.perf_counter() - started
+
+    def _encode(self, input_doc: Any) -> bytes:
+        if not isinstance(input_doc, Mapping):
+            raise PolicyError(f"policy input must be a JSON object, got {type(input_doc).__name__}")
+        try:
+            return canonical_json(dict(input_doc))
+        except FormatError as exc:
+            raise PolicyError(f"policy input cannot be encoded: {exc.message}") from exc
+
+    def evaluate(self, input_doc: Any, *, now: datetime | None = None) -> Decision:
+        """Decide on ``input_doc``; raise :class:`PolicyError` rather than guess."""
+        started = time.perf_counter()
+        encoded = self._encode(input_doc)
+        manifest = self.bundle.manifest
+        with self._lock:
+            try:
+                value = _rego.query_bundle(
+                    self._runner, self._plan, manifest.rego_entrypoint, encoded.decode("utf-8")
+                )
+            except _rego.EvalFailed as exc:
+                raise PolicyError(
+                    f"bundle {self.bundle.name} v{self.bundle.version}: evaluating "
+                    f"{manifest.entrypoint} failed: {'; '.join(exc.messages)}",
+                    hint="a policy error is never an allow; fix the policy or the input",
+                ) from None
+        allow, violations, warnings = interpret(value, manifest.decision, manifest.entrypoint)
+        return Decision(
+            bundle_name=self.bundle.name,
+            bundle_version=self.bundle.version,
+            bundle_digest=self.bundle.digest,
+            entrypoint=manifest.entrypoint,
+            allow=allow,
+            violations=violations,
+            warnings=warnings,
+            input_sha256=sha256_hex(encoded),
+            evaluated_at=now or utcnow(),
+            duration_ms=(time.perf_counter() - started) * 1000.0,
+            signature_verified=self.bundle.signature_verified,
+        )
+
+    def query(self, query: str, input_doc: Any) -> Any:
+        """Evaluate an ad-hoc Rego query (``warden policy eval --query``); the raw value.
+
+        Returns ``None`` for undefined. Errors raise :class:`PolicyError`.
+        """
+        encoded = self._encode(input_doc)
+        with self._lock:
+            try:
+                value = _rego.query_interpreter(self._interp, query, encoded.decode("utf-8"))
+            except _rego.EvalFailed as exc:
+                raise PolicyError(f"query {query!r} failed: {'; '.join(exc.messages)}") from None
+        return None if value is _rego.UNDEFINED else value
+
+
+# --- reading a result by convention -----------------------------------------------------------
+
+
+def _violation(item: Any, default_rule: str, *, where: str) -> Violation:
+    if isinstance(item, str):
+        return Violation(default_rule, item)
+    if isinstance(item, Mapping):
+        message = item.get("message", item.get("msg"))
+        if not isinstance(message, str):
+            raise PolicyError(f"{where}: a violation object needs a string 'message', got {item!r}")
+        rule = item.get("rule", item.get("id", default_rule))
+        if not isinstance(rule, str):
+            raise PolicyError(f"{where}: violation 'rule' must be a string, got {rule!r}")
+        severity = item.get("severity", Severity.ERROR.value)
+        if not isinstance(severity, str) or severity.lower() not in _SEVERITIES:
+            raise PolicyError(
+                f"{where}: violation severity must be one of {sorted(_SEVERITIES)}, "
+                f"got {severity!r}"
+            )
+        return Violation(rule, message, severity.lower())
+    return Violation(default_rule, canonical_json(item).decode("utf-8"))
+
+
+def _collection(value: Any, *, where: str) -> list[Any]:
+    """Items of a Rego set/array: a v1 set arrives as a list, a v0 partial set as {k: true}."""
+    if value is _rego.UNDEFINED or value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        if all(v is True for v in value.values()):
+            return list(value.keys())
+        raise PolicyError(f"{where}: expected a set of violations, got an object {value!r:.200}")
+    raise PolicyError(f"{where}: expected a set of violations, got {value!r:.200}")
+
+
+def _warning(item: Any) -> str:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, Mapping) and isinstance(item.get("message", item.get("msg")), str):
+        rule = item.get("rule")
+        msg = str(item.get("message", item.get("msg")))
+        return f"{rule}: {msg}" if isinstance(rule, str) else msg
+    return canonical_json(item).decode("utf-8")
+
+
+def interpret(
+    value: Any, convention: Convention, entrypoint: str
+) -> tuple[bool, tuple[Violation, ...], tuple[str, ...]]:
+    """Turn an entrypoint's value into (allow, sorted violations, sorted warnings)."""
+    name = entrypoint[len("data.") :]
+    violations: list[Violation] = []
+    warnings: list[str] = []
+    if convention is Convention.DOCUMENT:
+        if value is _rego.UNDEFINED:
+            raise PolicyError(f"{entrypoint} is undefined for this input")
+        if not isinstance(value, dict):
+            raise PolicyError(
+                f"{entrypoint}: decision 'document' needs an object (a package), got {value!r:.200}"
+            )
+        for key in _DENY_KEYS:
+            if key in value:
+                for item in _collection(value[key], where=f"{entrypoint}.{key}"):
+                    violations.append(
+                        _violation(item, f"{name}.{key}", where=f"{entrypoint}.{key}")
+                    )
+        for key in _WARN_KEYS:
+            if key in value:
+                warnings.extend(_warning(i) for i in _collection(value[key], where=entrypoint))
+        allow_value = value.get("allow", _rego.UNDEFINED)
+        if allow_value is _rego.UNDEFINED:
+            allowed = False
+            violations.append(Violation(f"{name}.allow", f"{entrypoint}.allow is undefined"))
+        elif isinstance(allow_value, bool):
+            allowed = allow_value
+            if not allowed and not violations:
+                violations.append(Violation(f"{name}.allow", f"{entrypoint}.allow is false"))
+        else:
+            raise PolicyError(f"{entrypoint}.allow must be a boolean, got {allow_value!r:.200}")
+    elif convention is Convention.ALLOW_RULE:
+        if value is _rego.UNDEFINED:
+            allowed = False
+            violations.append(Violation(name, f"{entrypoint} is undefined (no rule matched)"))
+        elif isinstance(value, bool):
+            allowed = value
+            if not allowed:
+                violations.append(Violation(name, f"{entrypoint} is false"))
+        else:
+            raise PolicyError(
+                f"{entrypoint}: decision 'allow_rule' needs a boolean, got {value!r:.200}"
+            )
+    elif convention is Convention.DENY_RULES:
+        for item in _collection(value, where=entrypoint):
+            violations.append(_violation(item, name, where=entrypoint))
+        allowed = True
+    elif convention is Convention.DENY_RULE:
+        if value is _rego.UNDEFINED or value is False:
+            allowed = True
+        elif value is True:
+            allowed = False
+            violations.append(Violation(name, f"{entrypoint} is true"))
+        else:
+            raise PolicyError(
+                f"{entrypoint}: decision 'deny_rule' needs a boolean, got {value!r:.200}"
+            )
+    else:  # pragma: no cover - Convention is closed
+        raise PolicyError(f"unknown decision convention {convention!r}")
+    unique = tuple(sorted(set(violations)))
+    return allowed and not unique, unique, tuple(sorted(set(warnings)))
