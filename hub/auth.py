@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from hub.config import HubConfig, Role
+from hub.config import HubConfig
 from hub.tls import hash_token
 from protos.callsig import MD_NODE, MD_NONCE, MD_SIGNATURE, MD_TIME, call_message
 from trust.errors import AccessDeniedError, SignatureError
@@ -220,10 +220,3 @@ class Authenticator:
             raise UnauthenticatedError(f"replayed call (nonce {nonce[:12]}… already used)")
         return Principal(Caller.NODE, node_id)
 
-
-def operator_role(principal: Principal) -> Role | None:
-    """The operator role of a principal, or ``None`` for nodes and anonymous callers."""
-    try:
-        return Role(principal.kind.value)
-    except ValueError:
-        return None

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -316,7 +316,3 @@ def load_config(
         values["database"] = _resolve_db(DEFAULT_DATABASE, base)
     return HubConfig(**values, source=source)
 
-
-def with_overrides(config: HubConfig, **changes: Any) -> HubConfig:
-    """A copy of ``config`` with some fields replaced (tests, benches)."""
-    return replace(config, **changes)

@@ -17,7 +17,6 @@ Invariants:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -137,11 +136,3 @@ def migrate(url_or_engine: str | Engine) -> None:
         command.upgrade(cfg, "head")
     if isinstance(url_or_engine, str):
         engine.dispose()
-
-
-def _sqlite_path(url: str) -> str | None:
-    """The file of a SQLite URL (for tools and tests), or None for other databases."""
-    parsed = sa.engine.make_url(normalise_url(url))
-    if parsed.get_backend_name() == "sqlite" and parsed.database:
-        return os.fspath(parsed.database)
-    return None

@@ -11,11 +11,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.checks.profile import ReferenceProfile
 from trust.cli.main import add_command, add_group
 from trust.errors import UsageError
+
+if TYPE_CHECKING:  # the CLI imports SciPy-heavy modules only when a command runs
+    from agent.checks.profile import ReferenceProfile
 
 __all__ = ["register"]
 
@@ -25,6 +27,7 @@ def _split(value: str | None) -> list[str]:
 
 
 def _build(args: argparse.Namespace) -> int:
+    from agent.checks.profile import ReferenceProfile
     from agent.data import iter_chunks, schema_of
 
     columns = _split(args.columns) or None
@@ -85,6 +88,8 @@ def _summary(profile: ReferenceProfile) -> list[dict[str, Any]]:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from agent.checks.profile import ReferenceProfile
+
     profile = ReferenceProfile.load(args.profile)
     rows = _summary(profile)
     if args.format == "json":

@@ -163,3 +163,18 @@ def test_garbage_request_bytes_are_invalid_argument(world: HubWorld, hub: Runnin
                                          f"Bearer {world.init.tokens[Role.AUDITOR]}"),))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     channel.close()
+
+
+def test_checkpoint_interval_still_covers_every_ack(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from .harness import make_world, running_hub
+
+    world = make_world(tmp_path, checkpoint_interval_ms=200)
+    with running_hub(world) as hub:
+        node = Node("emea-1")
+        enroll(world, hub, node)
+        root = _root(world)
+        with node_client(world, hub, node) as c:
+            for _ in range(3):
+                r = c.append(node.records(2))
+                cp = verify_hub_checkpoint(root, r.checkpoint)
+                assert cp.size > max(a.index for a in r.acks)

@@ -8,10 +8,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from pg import PostgresServer, fresh_database, postgres_server  # noqa: F401
 
 from hub.checkpoints import verify_hub_checkpoint
 from protos.client import HubClient, NodeIdentity
+from tests.pg import PostgresServer, fresh_database, postgres_server  # noqa: F401
 from trust import merkle
 from trust.checkpoint import Checkpoint
 from trust.record import GENESIS_PREV, HUB_NODE_ID, AuditRecord, HubEvent

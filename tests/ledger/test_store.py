@@ -60,9 +60,10 @@ def test_migrate_twice_is_a_no_op(make_store: Callable[[], LedgerStore]) -> None
 
 
 def test_append_only_tables_refuse_update_and_delete(
-    store: SqlLedgerStore, enrolled: Enroll
+    store: SqlLedgerStore, enrolled: Enroll, hub_key: keys.SigningKey
 ) -> None:
     enrolled("n1")
+    store.sign_checkpoint("o", "o", hub_key, now=NOW)
     for stmt in ("UPDATE entries SET seq = 9", "DELETE FROM entries", "DELETE FROM subtrees",
                  "DELETE FROM checkpoints"):
         with pytest.raises(sa.exc.DBAPIError, match="append-only"), store.engine.begin() as conn:
