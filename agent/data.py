@@ -12,7 +12,9 @@ validation data, and it keeps these invariants:
 * chunks never exceed ``chunk_rows`` rows, so memory stays bounded by the chunk size times
   the number of requested columns whatever the file size;
 * a sensitive-feature value that is null or NaN becomes the explicit group
-  :data:`MISSING_GROUP`; it is never dropped.
+  :data:`MISSING_GROUP`; it is never dropped;
+* :func:`read_column` and :class:`ColumnReader` give one whole column at a time, for checks
+  that need all rows of a column (drift): memory is that column, not the file.
 
 Format dispatch is by suffix: ``.csv`` (optionally ``.csv.gz``), ``.parquet`` or ``.pq``.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,6 +42,8 @@ __all__ = [
     "ColumnKind",
     "iter_chunks",
     "read_columns",
+    "read_column",
+    "ColumnReader",
     "schema_of",
     "row_count",
     "file_format",
@@ -233,6 +237,9 @@ def iter_chunks(
                 part = batch.slice(start, chunk_rows)
                 total += part.num_rows
                 yield _batch_to_dict(part, wanted)
+    # Arrow's allocator keeps freed chunk buffers for reuse; hand them back to the system
+    # so that what follows (sorting, drift) does not stack on a retained chunk-sized pool.
+    pa.default_memory_pool().release_unused()
     if total == 0:
         raise DataError(f"{p}: file has no rows")
 
@@ -247,6 +254,52 @@ def _csv_type_error(p: Path, exc: Exception) -> DataError:
     )
 
 
+def read_column(path: str | os.PathLike[str], name: str) -> npt.NDArray[Any]:
+    """One whole column as one array; same rules as :func:`read_columns`.
+
+    Parquet stores columns apart, so only this column's pages are read, row group by row
+    group, into one preallocated array: memory is the column plus one row group. (Object
+    columns, and integer columns whose nulls only show up in a later row group, take the
+    general path of :func:`read_columns`: parts, then one concatenation.) CSV is row
+    oriented: the whole file is parsed, keeping only this column.
+    """
+    p = _check_exists(path)
+    if file_format(p) != "parquet":
+        return read_columns(p, [name])[name]
+    pf = _parquet_file(p)
+    _check_columns(p, [name], pf.schema_arrow.names)
+    rows = int(pf.metadata.num_rows)
+    out: npt.NDArray[Any] | None = None
+    filled = 0
+    parts: list[npt.NDArray[Any]] = []
+    try:
+        for group in range(pf.num_row_groups):
+            part = to_numpy(pf.read_row_group(group, columns=[name]).column(0))
+            if not len(part):
+                continue
+            if out is None and not parts and part.dtype.kind != "O":
+                out = np.empty(rows, dtype=part.dtype)
+            if out is not None and part.dtype == out.dtype:
+                out[filled : filled + len(part)] = part
+                filled += len(part)
+                continue
+            if out is not None:  # the dtype changed: fall back to parts + _concat's rules
+                parts.append(out[:filled])
+                out = None
+            parts.append(part)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{p}: cannot read Parquet: {str(exc).splitlines()[0]}") from None
+    finally:
+        pa.default_memory_pool().release_unused()
+    if out is not None and filled == rows:
+        return out
+    if out is not None:
+        parts.append(out[:filled])
+    if not parts or not sum(len(a) for a in parts):
+        raise DataError(f"{p}: file has no rows")
+    return _concat(parts)
+
+
 def read_columns(
     path: str | os.PathLike[str], columns: Sequence[str] | None = None
 ) -> dict[str, npt.NDArray[Any]]:
@@ -259,6 +312,43 @@ def read_columns(
     for name in list(parts):  # pop as we go: peak memory is the data plus one column
         out[name] = _concat(parts.pop(name))
     return out
+
+
+class ColumnReader(Mapping[str, npt.NDArray[Any]]):
+    """A file's columns as a read-only mapping that reads one whole column per lookup.
+
+    ``reader[name]`` reads that column alone (same rules as :func:`read_columns`) and keeps
+    no reference to it, so a caller that handles one column at a time, such as
+    :func:`agent.checks.drift.drift_evidence`, holds one column in memory, not the file.
+    Parquet is columnar: a lookup reads only that column's pages. CSV is not: each lookup
+    parses the whole file again (keeping only the column), trading time for flat memory.
+    Missing columns are reported when the reader is built, naming the file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], columns: Sequence[str] | None = None) -> None:
+        """Check the file and the ``columns`` (default: all, in file order) exist."""
+        self.path = _check_exists(path)
+        available = list(schema_of(self.path))
+        _check_columns(self.path, columns, available)
+        self._names = tuple(columns) if columns is not None else tuple(available)
+
+    def __getitem__(self, name: str) -> npt.NDArray[Any]:
+        """The whole column ``name`` as one array (read now, not cached)."""
+        if name not in self._names:
+            raise KeyError(name)
+        return read_column(self.path, name)
+
+    def __contains__(self, name: object) -> bool:
+        """Whether ``name`` is one of the columns, without reading it."""
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        """Column names in order."""
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        """Number of columns."""
+        return len(self._names)
 
 
 def _concat(arrs: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:

@@ -28,6 +28,7 @@ import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
@@ -95,7 +96,7 @@ def _sign_records(node_id: str, key: keys.SigningKey, n: int) -> list[bytes]:
 
 
 def _agent(node_id: str, seed: bytes, token: str, targets: list[str], ca: bytes, n: int,
-           batch: int, start_at: float, q: mp.Queue) -> None:  # type: ignore[type-arg]
+           batch: int, go: Any, q: mp.Queue) -> None:  # type: ignore[type-arg]
     key = keys.SigningKey.from_seed(seed)
     records = _sign_records(node_id, key, n)
     with HubClient(targets[0], ca_cert=ca) as anon:
@@ -105,8 +106,7 @@ def _agent(node_id: str, seed: bytes, token: str, targets: list[str], ca: bytes,
     for c in clients:
         c.wait_ready()
     q.put(("ready", node_id))
-    while time.time() < start_at:
-        time.sleep(0.001)
+    go.wait()  # every agent has signed its records and connected: push together
     latencies = []
     t0 = time.perf_counter()
     for i in range(0, n, batch):
@@ -163,26 +163,28 @@ def run_config(label: str, database: str | None, hubs: int, agents: int, per_age
         cfg = load_config(config, env={}, overrides={"database": database})
         q: mp.Queue = mp.Queue()  # type: ignore[type-arg]
         workers = []
-        # Agents sign their records first, then all start pushing at one instant.
-        start_at = time.time() + max(3.0, per_agent * agents / 3000) + 2.0
+        # Agents sign their records and connect first; all start pushing once all are ready,
+        # so no signing overlaps the timed phase.
+        go = mp.Event()
         for a in range(agents):
             node_id = f"bench-{a}"
             token = create_enrollment_token(cfg, node_id, "1h")[0]
             ts = targets[a % len(targets):] + targets[: a % len(targets)]
             p = mp.Process(target=_agent, args=(node_id, os.urandom(32), token, ts, ca,
-                                                per_agent, batch, start_at, q))
+                                                per_agent, batch, go, q))
             p.start()
             workers.append(p)
-        ready = 0
-        results = []
-        while len(results) < agents:
-            msg = q.get(timeout=600)
-            if msg[0] == "ready":
-                ready += 1
-            else:
-                results.append(msg)
-        if ready < agents:
-            raise SystemExit("an agent failed")
+        for _ in range(agents):
+            if q.get(timeout=600)[0] != "ready":
+                raise SystemExit("an agent failed")
+        pids = [proc.pid for proc, _ in procs]
+        agent_pids = [p.pid for p in workers if p.pid is not None]
+        cpu0, agents0, busy0 = _tree_cpu(pids), _tree_cpu(agent_pids), _machine_busy()
+        go.set()
+        results = [q.get(timeout=600) for _ in range(agents)]
+        hub_cpu = _tree_cpu(pids) - cpu0
+        agent_cpu = _tree_cpu(agent_pids) - agents0
+        busy = _machine_busy() - busy0
         for p in workers:
             p.join()
         first = min(r[5] for r in results)
@@ -197,9 +199,43 @@ def run_config(label: str, database: str | None, hubs: int, agents: int, per_age
             "p50_ms": statistics.median(lat) * 1000,
             "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
             "records": total,
+            "hub_cpu_us": hub_cpu / total * 1e6 if hub_cpu >= 0 else float("nan"),
+            "agent_cpu_us": agent_cpu / total * 1e6 if agent_cpu >= 0 else float("nan"),
+            "busy_cores": busy / (last - first) if busy >= 0 else float("nan"),
         }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _tree_cpu(pids: list[int]) -> float:
+    """CPU seconds used so far by the hub processes and their children (-1: no /proc)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0
+    try:
+        stats = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                stats[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    except OSError:
+        return -1.0
+    for pid, (ppid, ticks) in stats.items():
+        if pid in pids or ppid in pids:
+            total += ticks
+    return total / tick
+
+
+def _machine_busy() -> float:
+    """Non-idle CPU seconds of the whole machine so far (-1 without /proc)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return -1.0
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def _postgres() -> tuple[object, str] | None:
@@ -212,6 +248,12 @@ def _postgres() -> tuple[object, str] | None:
     spec.loader.exec_module(pg)
     server = pg.PostgresServer()
     return server, pg
+
+
+def _cpu_line(r: dict[str, float]) -> None:
+    print(f"    CPU per record: hub {r['hub_cpu_us']:.0f} µs (all its processes), agents "
+          f"{r['agent_cpu_us']:.0f} µs; machine busy {r['busy_cores']:.2f} of "
+          f"{os.cpu_count()} cores", flush=True)
 
 
 def main() -> int:
@@ -239,6 +281,7 @@ def main() -> int:
         print(f"  {rows[-1][0]:<32} {r['records_per_s']:>8,.0f} records/s   "
               f"p50 {r['p50_ms']:6.1f} ms   p99 {r['p99_ms']:6.1f} ms   "
               f"({r['records_per_s'] / v1:.2f}× one core's verify rate)", flush=True)
+        _cpu_line(r)
     if not args.no_postgres:
         pg = _postgres()
         if pg is None:
@@ -253,6 +296,7 @@ def main() -> int:
                     print(f"  {rows[-1][0]:<32} {r['records_per_s']:>8,.0f} records/s   "
                           f"p50 {r['p50_ms']:6.1f} ms   p99 {r['p99_ms']:6.1f} ms   "
                           f"({r['records_per_s'] / v1:.2f}× one core's verify rate)", flush=True)
+                    _cpu_line(r)
             finally:
                 server.stop()  # type: ignore[attr-defined]
     best_sqlite = max(r["records_per_s"] for label, r in rows if label.startswith("SQLite"))

@@ -108,6 +108,9 @@ class HubConfig:
     # Watch streams poll the database at this period (catches other hub processes).
     watch_poll_ms: int = 250
     max_workers: int = 64
+    # Processes that verify appended records' signatures (cryptography holds the GIL while
+    # verifying, so threads cannot share that work); None = one per CPU, 0 = in the RPC thread.
+    verify_workers: int | None = None
     log_level: str = "info"
     enrollment_token_ttl: str = "24h"
     source: Path | None = field(default=None, compare=False)
@@ -127,12 +130,23 @@ class HubConfig:
         for name in ("max_batch", "max_message_bytes", "page_size", "max_workers", "clock_skew_s"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{self._where()}: {name} must be ≥ 1, got {getattr(self, name)}")
+        if self.verify_workers is not None and self.verify_workers < 0:
+            raise ConfigError(f"{self._where()}: verify_workers must be ≥ 0, got "
+                              f"{self.verify_workers}")
         if self.checkpoint_interval_ms < 0 or self.watch_poll_ms < 1:
             raise ConfigError(f"{self._where()}: negative interval or worker count")
         parse_duration(self.enrollment_token_ttl, what="enrollment_token_ttl")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"{self._where()}: log_level {self.log_level!r} is not one of "
                               "debug, info, warning, error")
+
+    @property
+    def verify_processes(self) -> int:
+        """How many verifier processes to run (``verify_workers`` resolved; 0 = none)."""
+        if self.verify_workers is not None:
+            return self.verify_workers
+        cpus = os.cpu_count() or 1
+        return cpus if cpus > 1 else 0
 
     def _where(self) -> str:
         return str(self.source) if self.source else "hub config"
@@ -153,6 +167,7 @@ _SCALARS: dict[str, type] = {
     "drain_s": float,
     "watch_poll_ms": int,
     "max_workers": int,
+    "verify_workers": int,
     "log_level": str,
     "enrollment_token_ttl": str,
 }

@@ -20,11 +20,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from hub.approvals import Approval
 from hub.ledger.store import ApprovalRecord, Entry, PolicyRecord, StoredCheckpoint
 from hub.state import HubState
 from hub.tls import hash_token
 from trust import dsse
+from trust.approval import Approval
 from trust.errors import FormatError, NotFoundError, SignatureError, UsageError
 from trust.keys import PublicKey
 from trust.policy.bundle import PolicyBundle
@@ -78,8 +78,16 @@ def append(state: HubState, node_id: str, envelopes: list[bytes]) -> Appended:
         raise UsageError(
             f"batch of {len(envelopes)} records exceeds the hub's max_batch "
             f"{state.config.max_batch}", hint="send smaller batches")
-    result = state.store.append_records(node_id, envelopes, now=state.now())
-    cp = state.checkpoint_covering(max(result.indexes) + 1)
+    if state.config.checkpoint_interval_ms == 0:
+        # A checkpoint per append: signed in the append's own transaction (one commit).
+        result = state.store.append_records(node_id, envelopes, now=state.now(),
+                                            checkpoint=state.checkpoint_signer)
+        cp = result.checkpoint
+    else:
+        result = state.store.append_records(node_id, envelopes, now=state.now())
+        cp = None
+    if cp is None or cp.size <= max(result.indexes):
+        cp = state.checkpoint_covering(max(result.indexes) + 1)
     return Appended(tuple(result.indexes), frozenset(result.duplicates), cp)
 
 

@@ -18,7 +18,8 @@ from datetime import datetime
 from hub.auth import Authenticator
 from hub.config import HubConfig
 from hub.feed import PolicyFeed
-from hub.ledger.store import LedgerStore, StoredCheckpoint
+from hub.ledger.store import CheckpointSigner, LedgerStore, StoredCheckpoint
+from hub.ledger.verify import RecordVerifier
 from hub.tls import hash_token, new_token
 from trust import keys
 from trust.errors import ConfigError, NotFoundError, WardenError
@@ -40,6 +41,7 @@ class HubState:
     root: TrustRoot
     auth: Authenticator
     feed: PolicyFeed
+    verifier: RecordVerifier = field(default_factory=RecordVerifier)
     stopping: threading.Event = field(default_factory=threading.Event)
     _checkpoint_lock: threading.Lock = field(default_factory=threading.Lock)
     _last_signed: float = float("-inf")
@@ -64,7 +66,12 @@ class HubState:
                 f"trust root {config.trust_root} (v{root.version})",
                 hint="the root officers must add hub.pub to the root's hub role",
             )
-        store = LedgerStore.open(config.database, hub_key=hub_key)
+        verifier = RecordVerifier(config.verify_processes)
+        try:
+            store = LedgerStore.open(config.database, hub_key=hub_key, verifier=verifier)
+        except BaseException:
+            verifier.close()
+            raise
 
         def node_key(node_id: str) -> PublicKey | None:
             try:
@@ -75,12 +82,18 @@ class HubState:
         latest = store.latest_policy
         feed = PolicyFeed(lambda: _marker(latest()), config.watch_poll_ms)
         feed.start()
-        return cls(config, store, hub_key, root, Authenticator(config, node_key), feed)
+        return cls(config, store, hub_key, root, Authenticator(config, node_key), feed, verifier)
 
     def close(self) -> None:
-        """Stop the feed and release the store."""
+        """Stop the feed, release the store and stop the verifier processes."""
         self.feed.close()
         self.store.close()
+        self.verifier.close()
+
+    @property
+    def checkpoint_signer(self) -> CheckpointSigner:
+        """The hub's checkpoint identity: origin line, key name (= origin) and hub key."""
+        return CheckpointSigner(self.config.origin, self.config.origin, self.hub_key)
 
     def now(self) -> datetime:
         """The hub's clock (UTC)."""
@@ -105,8 +118,9 @@ class HubState:
                 time.sleep(max(0.0, self._last_signed + interval - time.monotonic()))
                 cp = self.store.checkpoint_at_least(size)
             if cp is None:
-                cp = self.store.sign_checkpoint(self.config.origin, self.config.origin,
-                                                self.hub_key, now=self.now())
+                signer = self.checkpoint_signer
+                cp = self.store.sign_checkpoint(signer.origin, signer.key_name, signer.key,
+                                                now=self.now())
                 self._last_signed = time.monotonic()
         if cp is None or cp.size < size:
             raise WardenError(f"no checkpoint covers tree size {size}")  # store invariant broken

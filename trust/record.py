@@ -81,7 +81,6 @@ NodeId = NewType("NodeId", str)
 """A node's name: 1–128 characters of ``[A-Za-z0-9._-]``, starting alphanumeric."""
 
 _MAX_SAFE_INT = 2**53 - 1
-_LONG_DIGITS = re.compile(rb"[0-9]{16}")
 _NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -278,12 +277,34 @@ def _safe_float(f: float) -> bool:
     return 1e-4 <= abs(f) < 1e16 and not f.is_integer()
 
 
-def _is_canonical(obj: Any, data: bytes, floats: list[float]) -> bool:
+class _Numbers:
+    """What the payload parser saw of the numbers, for the canonical fast path."""
+
+    __slots__ = ("floats", "long_int")
+
+    def __init__(self) -> None:
+        self.floats: list[float] = []
+        self.long_int = False
+
+    def parse_float(self, text: str) -> float:
+        f = float(text)
+        self.floats.append(f)
+        return f
+
+    def parse_int(self, text: str) -> int:
+        # 16+ characters may exceed 2^53 - 1, which RFC 8785 treats differently: slow path.
+        if len(text) > 15:
+            self.long_int = True
+        return int(text)
+
+
+def _is_canonical(obj: Any, data: bytes, numbers: _Numbers) -> bool:
     """``canonical_json(obj) == data``, fast for ordinary payloads (rfc8785 is pure Python).
 
-    ``floats`` are the floats the parser met. An ASCII text without 16-digit runs, whose
-    floats print alike in Python and ECMAScript, equals its RFC 8785 form exactly when it
-    equals Python's sorted compact encoding; anything else takes the slow exact path.
+    ``numbers`` is what the parser met. An ASCII text without integers of 16 or more digits,
+    whose floats print alike in Python and ECMAScript (both print the shortest round-trip
+    digits, in plain notation inside ``_safe_float``'s range), equals its RFC 8785 form exactly
+    when it equals Python's sorted compact encoding; anything else takes the slow exact path.
     """
     try:
         fast = json.dumps(
@@ -292,7 +313,7 @@ def _is_canonical(obj: Any, data: bytes, floats: list[float]) -> bool:
     except (ValueError, UnicodeEncodeError):
         fast = b""
     if fast == data:
-        if data.isascii() and not _LONG_DIGITS.search(data) and all(map(_safe_float, floats)):
+        if data.isascii() and not numbers.long_int and all(map(_safe_float, numbers.floats)):
             return True
         if _plain_json(obj):
             return True
@@ -302,23 +323,22 @@ def _is_canonical(obj: Any, data: bytes, floats: list[float]) -> bool:
         return False
 
 
-def _load_payload(data: bytes, *, what: str) -> tuple[dict[str, Any], list[float]]:
+def _load_payload(data: bytes, *, what: str) -> tuple[dict[str, Any], _Numbers]:
     # Plain json.loads (not canonical.loads_strict): a duplicate key cannot survive the
     # canonical re-encoding check that follows, and this path runs once per ingested record.
-    floats: list[float] = []
-
-    def parse_float(text: str) -> float:
-        f = float(text)
-        floats.append(f)
-        return f
-
+    # Decoding as UTF-8 first refuses the UTF-16/32 texts json.loads(bytes) would accept.
+    numbers = _Numbers()
     try:
-        obj = json.loads(data, parse_float=parse_float)
+        obj = json.loads(
+            data.decode("utf-8"), parse_float=numbers.parse_float, parse_int=numbers.parse_int
+        )
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FormatError(f"{what}: not valid JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise FormatError(f"{what}: JSON nested too deeply") from exc
     if not isinstance(obj, dict):
         raise FormatError(f"{what}: expected a JSON object, got {type(obj).__name__}")
-    return obj, floats
+    return obj, numbers
 
 
 def _open(
@@ -331,8 +351,8 @@ def _open(
     )
     raw = env.raw if env.raw is not None else env.to_json()
     dsse.verify(env, {key.key_id: key}, 1, payload_type=payload_type, what=what)
-    obj, floats = _load_payload(env.payload, what=f"{what}: payload")
-    if not _is_canonical(obj, env.payload, floats):
+    obj, numbers = _load_payload(env.payload, what=f"{what}: payload")
+    if not _is_canonical(obj, env.payload, numbers):
         raise FormatError(f"{what}: payload is not canonical JSON (RFC 8785)")
     return env, raw, obj
 

@@ -214,14 +214,23 @@ def _merged_cdfs(
     both = np.concatenate([ref_sorted, cur_sorted])
     order = np.argsort(both, kind="stable")
     merged = both[order]
+    del both  # each step frees what it no longer needs: these arrays are N + M long
     is_ref = order < len(ref_sorted)
     if ref_weights is None:
-        ref_cum = np.cumsum(is_ref, dtype=np.float64) / len(ref_sorted)
+        del order
+        ref_cum = np.cumsum(is_ref, dtype=np.float64)
     else:
-        w = np.zeros(len(both))
+        w = np.zeros(len(merged))
         w[: len(ref_sorted)] = ref_weights
-        ref_cum = np.cumsum(w[order]) / float(np.sum(ref_weights))
-    cur_cum = np.cumsum(~is_ref, dtype=np.float64) / len(cur_sorted)
+        ref_cum = np.cumsum(w[order])
+        del order, w
+        ref_cum /= float(np.sum(ref_weights))
+    if ref_weights is None:
+        ref_cum /= len(ref_sorted)
+    np.logical_not(is_ref, out=is_ref)
+    cur_cum = np.cumsum(is_ref, dtype=np.float64)
+    del is_ref
+    cur_cum /= len(cur_sorted)
     return merged, ref_cum, cur_cum
 
 
@@ -233,7 +242,15 @@ def wasserstein_norm(
 ) -> float:
     """First Wasserstein distance divided by max(std(reference), 0.001) (evidently's norm)."""
     merged, ref_cum, cur_cum = _merged_cdfs(ref_sorted, ref_weights, cur_sorted)
-    distance = float(np.sum(np.abs(ref_cum[:-1] - cur_cum[:-1]) * np.diff(merged)))
+    # |F_ref - F_cur| · gap, computed in place (same element values, same summation order
+    # as the expression np.sum(np.abs(ref_cum[:-1] - cur_cum[:-1]) * np.diff(merged))).
+    terms = ref_cum[:-1]
+    terms -= cur_cum[:-1]
+    del cur_cum
+    np.abs(terms, out=terms)
+    terms *= np.diff(merged)
+    del merged
+    distance = float(np.sum(terms))
     return distance / max(float(ref_std), 0.001)
 
 

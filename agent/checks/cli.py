@@ -5,6 +5,9 @@ reference and current data for drift, verifies lineage and documentation, and pr
 evidence document (JSON, or a table for people). A progress bar goes to stderr only when
 stderr is a terminal or ``--progress`` is given, so piping the JSON stays clean.
 ``warden check schema`` prints the evidence JSON Schema the policy input follows.
+
+Start-up stays light: every ``warden`` invocation builds this group's parser, so NumPy,
+Arrow, SciPy and the check modules are imported inside the command handlers only.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from agent import data as datamod
 from trust.cli.main import add_command, add_group
 from trust.errors import UsageError
 
@@ -62,9 +64,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     g.add_argument(
         "--chunk-rows",
         type=int,
-        default=datamod.DEFAULT_CHUNK_ROWS,
         metavar="N",
-        help=f"rows per chunk (default {datamod.DEFAULT_CHUNK_ROWS})",
+        # Not read from agent.data: importing it loads NumPy and Arrow for every `warden`
+        # start-up. tests/checks/test_cli_startup.py keeps this text equal to the constant.
+        help="rows per chunk (default 262144)",
     )
     g.add_argument(
         "--no-auc",
@@ -219,12 +222,14 @@ class _Bar:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from agent import data as datamod
     from agent.checks.evidence import CheckSpec, run_checks
 
+    chunk_rows = datamod.DEFAULT_CHUNK_ROWS if args.chunk_rows is None else args.chunk_rows
     if args.current and not (args.reference or args.profile):
         raise UsageError("--current needs --reference FILE or --profile FILE")
-    if args.chunk_rows <= 0:
-        raise UsageError(f"--chunk-rows must be positive, got {args.chunk_rows}")
+    if chunk_rows <= 0:
+        raise UsageError(f"--chunk-rows must be positive, got {chunk_rows}")
     if args.min_group_size < 0:
         raise UsageError(f"--min-group-size must be >= 0, got {args.min_group_size}")
     if not 0.0 < args.drift_share <= 1.0:
@@ -257,7 +262,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         training_data=args.training_data,
         model_card=args.model_card,
         explainability=args.explainability,
-        chunk_rows=args.chunk_rows,
+        chunk_rows=chunk_rows,
         keep_scores=not args.no_auc,
         hash_data=not args.no_data_hash,
     )

@@ -191,7 +191,10 @@ def clean_column(values: Any, column_type: str, *, name: str, side: str) -> RawS
     kind = arr.dtype.kind
     if kind in "biuf":
         if kind == "f":
-            arr = arr[np.isfinite(arr)]
+            finite = np.isfinite(arr)
+            if not finite.all():  # copy only when something is dropped
+                arr = arr[finite]
+            del finite
         result = RawSide(arr)
     elif column_type == "num":
         raise DataError(
@@ -393,15 +396,23 @@ def drift_evidence(
     Columns are those of ``reference``, in its order; each must be present in ``current``.
     ``methods`` and ``thresholds`` override evidently's defaults per column. See the module
     docstring for the exact rules.
+
+    Each mapping is read one column at a time (``mapping[name]``, once per column) and that
+    column's arrays are released before the next: a per-column statistic needs only its own
+    two columns and the verdict only the per-column verdicts. So a lazy mapping such as
+    :class:`agent.data.ColumnReader` keeps memory at one column pair, whatever the width.
     """
     methods = methods or {}
     thresholds = thresholds or {}
     columns: dict[str, dict[str, Any]] = {}
-    for name, ref_values in reference.items():
+    for name in list(reference):
         if name not in current:
             raise DataError(f"column {name!r} is in the reference data but not in the current")
-        ctype = resolve_column_type(name, current[name], column_types)
-        ref = clean_column(ref_values, ctype, name=name, side="reference")
-        cur = clean_column(current[name], ctype, name=name, side="current")
+        cur_values = current[name]
+        ctype = resolve_column_type(name, cur_values, column_types)
+        ref = clean_column(reference[name], ctype, name=name, side="reference")
+        cur = clean_column(cur_values, ctype, name=name, side="current")
+        del cur_values  # the cleaned side may be a filtered copy: drop the raw column now
         columns[name] = column_drift(name, ref, cur, ctype, methods.get(name), thresholds.get(name))
+        del ref, cur
     return summarise(columns, drift_share)

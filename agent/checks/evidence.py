@@ -1,10 +1,13 @@
 """The policy input: one evidence document built from every check, versioned and validated.
 
 :func:`build_evidence` assembles the sections the pure checks return and validates the
-result against ``evidence.schema.json`` (schema id ``warden.evidence/v1``).
+result against ``evidence.schema.json`` (schema id ``warden.evidence/v1``, JSON Schema Draft
+2020-12, checked with ``jsonschema``).
 :func:`run_checks` is this package's single I/O edge: it streams the data files named in a
 :class:`CheckSpec` through the checks chunk by chunk, so memory is bounded by the chunk size
 (plus, when ROC AUC is wanted, the score column — see :mod:`agent.checks.performance`).
+Drift reads reference and current data one column at a time (:class:`agent.data.ColumnReader`),
+so it holds one column pair, never a whole file.
 
 Invariants of every evidence document:
 
@@ -21,12 +24,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
 import numpy.typing as npt
 
@@ -106,74 +110,111 @@ def build_evidence(
 
 
 def validate_evidence(doc: Any) -> None:
-    """Raise FormatError naming the first key path that breaks the schema."""
-    errors = list(_validate(doc, evidence_schema(), evidence_schema(), "evidence"))
-    if errors:
-        raise FormatError(errors[0])
+    """Raise FormatError naming the key path, value and rule of the most relevant violation.
 
-
-_TYPES: dict[str, Callable[[Any], bool]] = {
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str),
-    "boolean": lambda v: isinstance(v, bool),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "null": lambda v: v is None,
-}
-
-
-def _validate(
-    value: Any, schema: Mapping[str, Any], root: Mapping[str, Any], path: str
-) -> Iterator[str]:
-    """The subset of JSON Schema 2020-12 the evidence schema uses (no external library).
-
-    Supported: ``$ref`` (local ``#/$defs/...``), ``type`` (one or a list), ``enum``,
-    ``const``, ``properties``, ``required``, ``additionalProperties``, ``items``,
-    ``minimum``, ``maximum``, ``anyOf``.
+    Validation is ``jsonschema``'s Draft 2020-12 validator with format checks (``date-time``
+    as RFC 3339 with an explicit offset); the message is one line, e.g.
+    ``evidence.performance.accuracy: expected number or null, got "high"``.
     """
-    if "$ref" in schema:
-        ref = schema["$ref"]
-        target: Any = root
-        for part in ref.removeprefix("#/").split("/"):
-            target = target[part]
-        yield from _validate(value, target, root, path)
-        return
-    if "anyOf" in schema:
-        if not any(not list(_validate(value, s, root, path)) for s in schema["anyOf"]):
-            yield f"{path}: value {_short(value)} matches none of the allowed shapes"
-        return
-    types = schema.get("type")
-    if types is not None:
-        allowed = [types] if isinstance(types, str) else list(types)
-        if not any(_TYPES[t](value) for t in allowed):
-            yield f"{path}: expected {' or '.join(allowed)}, got {_short(value)}"
-            return
-    if "const" in schema and value != schema["const"]:
-        yield f"{path}: must be {schema['const']!r}, got {_short(value)}"
-    if "enum" in schema and value not in schema["enum"]:
-        yield f"{path}: must be one of {schema['enum']}, got {_short(value)}"
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if "minimum" in schema and value < schema["minimum"]:
-            yield f"{path}: {value} is below the minimum {schema['minimum']}"
-        if "maximum" in schema and value > schema["maximum"]:
-            yield f"{path}: {value} is above the maximum {schema['maximum']}"
-    if isinstance(value, dict):
-        props = schema.get("properties", {})
-        for req in schema.get("required", ()):
-            if req not in value:
-                yield f"{path}: missing required key '{req}'"
-        extra = schema.get("additionalProperties", True)
-        for key, sub in value.items():
-            if key in props:
-                yield from _validate(sub, props[key], root, f"{path}.{key}")
-            elif extra is False:
-                yield f"{path}: unknown key '{key}'"
-            elif isinstance(extra, dict):
-                yield from _validate(sub, extra, root, f"{path}.{key}")
-    if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for i, item in enumerate(value):
-            yield from _validate(item, schema["items"], root, f"{path}[{i}]")
+    errors = list(_validator().iter_errors(doc))
+    if errors:
+        worst = max(errors, key=jsonschema.exceptions.by_relevance())
+        raise FormatError(_describe(worst))
+
+
+def _is_date_time(value: object) -> bool:
+    """RFC 3339 ``date-time``: full date, ``T``, time, and an explicit offset (or ``Z``)."""
+    if not isinstance(value, str):
+        return True  # formats only constrain strings
+    if len(value) < 20 or value[10] not in "Tt":
+        return False
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        return False
+    return parsed.tzinfo is not None
+
+
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    schema = evidence_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    # The draft's own checker lacks ``date-time`` unless the optional rfc3339-validator is
+    # installed; evidence times must be checkable everywhere, so register it here.
+    checker = jsonschema.FormatChecker()
+    checker.checks("date-time")(_is_date_time)
+    return jsonschema.Draft202012Validator(schema, format_checker=checker)
+
+
+def _where(error: jsonschema.ValidationError) -> str:
+    path = "evidence"
+    for part in error.absolute_path:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    """One line: the path of the failing field, what was expected, and the value found."""
+    where, value, rule, expected = (
+        _where(error),
+        error.instance,
+        error.validator,
+        error.validator_value,
+    )
+    if rule == "required":
+        missing = [k for k in expected if k not in value]
+        return f"{where}: missing required key {missing[0]!r}"
+    if rule == "additionalProperties":
+        allowed = set(error.schema.get("properties", {}))
+        extra = sorted(k for k in value if k not in allowed)
+        return f"{where}: unknown key {extra[0]!r}"
+    if rule == "type":
+        kinds = [expected] if isinstance(expected, str) else list(expected)
+        return f"{where}: expected {' or '.join(kinds)}, got {_short(value)}"
+    if rule == "const":
+        return f"{where}: must be {_short(expected)}, got {_short(value)}"
+    if rule == "enum":
+        allowed = ", ".join(_short(v) for v in expected)
+        return f"{where}: must be one of {allowed}, got {_short(value)}"
+    if rule in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return f"{where}: {_short(value)} is outside the allowed range ({rule} {expected})"
+    if rule == "pattern":
+        return f"{where}: {_short(value)} does not match {expected}"
+    if rule == "format":
+        return f"{where}: {_short(value)} is not a valid {expected}"
+    if rule in ("anyOf", "oneOf"):
+        branch = _closest_branch(error)
+        if branch is not None and branch[0]:
+            # Only one shape fits this value's type (e.g. "null or a lineage object"):
+            # its own error is the precise one.
+            return _describe(branch[1])
+        text = f"{where}: value {_short(value)} matches none of the allowed shapes"
+        if branch is not None:
+            text += f" (closest: {_describe(branch[1])})"
+        return text
+    return f"{where}: {error.message.splitlines()[0]}"
+
+
+def _closest_branch(error: jsonschema.ValidationError) -> tuple[bool, Any] | None:
+    """The most relevant error of the alternative the value comes closest to.
+
+    Alternatives rejected only because the value has another JSON type (``null`` against an
+    object) are set aside; among the rest, one whose constants match (such as
+    ``"task": "binary"``) beats one whose do not, then fewer errors win. Returns its most
+    relevant error, and whether it was the only alternative of this type.
+    """
+    by_branch: dict[Any, list[jsonschema.ValidationError]] = {}
+    for sub in error.context or ():
+        by_branch.setdefault(sub.schema_path[0] if sub.schema_path else None, []).append(sub)
+    viable = [
+        errs
+        for errs in by_branch.values()
+        if not any(e.validator == "type" and not e.relative_path for e in errs)
+    ]
+    if not viable:
+        return None
+    closest = min(viable, key=lambda errs: (any(e.validator == "const" for e in errs), len(errs)))
+    return len(viable) == 1, max(closest, key=jsonschema.exceptions.by_relevance())
 
 
 def _short(value: Any) -> str:
@@ -358,14 +399,14 @@ def _drift(spec: CheckSpec) -> dict[str, Any] | None:
                 f"({', '.join(prof.names)}); --drift-columns cannot change them",
                 hint="rebuild the profile with the columns you want",
             )
-        chunks = datamod.iter_chunks(current, list(prof.names), chunk_rows=spec.chunk_rows)
-        result: dict[str, Any] = prof.compare(chunks, methods=methods, drift_share=spec.drift_share)
+        # Column by column: only one current column is in memory at a time.
+        result: dict[str, Any] = prof.compare(
+            datamod.ColumnReader(current, prof.names), methods=methods, drift_share=spec.drift_share
+        )
         return result
     assert spec.reference is not None
-    ref_schema = datamod.schema_of(spec.reference)
-    columns = list(spec.drift_columns) if spec.drift_columns else list(ref_schema)
-    ref = datamod.read_columns(spec.reference, columns)
-    cur = datamod.read_columns(current, columns)
+    ref = datamod.ColumnReader(spec.reference, spec.drift_columns)
+    cur = datamod.ColumnReader(current, list(ref))
     out: dict[str, Any] = driftmod.drift_evidence(
         ref, cur, methods=methods, drift_share=spec.drift_share
     )

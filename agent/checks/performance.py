@@ -2,9 +2,13 @@
 
 Classification keeps a confusion matrix (integer counts, additive), the running sum of the
 per-row log loss (exact: the mean of a sum is order-independent up to float rounding) and,
-only when ROC AUC is wanted, the score column(s) themselves: ``8 × K`` bytes per row plus the
-class code. ROC AUC is computed *exactly* from them, tie-aware, as the Mann–Whitney statistic
-in integer arithmetic (``2U / 2PN``): no binning, no approximation. Regression keeps counts,
+only when ROC AUC is wanted, the score column(s) themselves: ``8 × K`` bytes per row (binary:
+the scores kept apart by true class, so no label array; multiclass: plus a one-byte class
+code). ROC AUC is computed *exactly* from them, tie-aware, as the Mann–Whitney statistic in
+integer arithmetic (``2U / 2PN``): no binning, no approximation. The computation sorts each
+class's scores and counts, for every positive, the negatives below and tied with it by binary
+search in blocks, so its working memory is one copy of the scores plus a fixed block (a 10 M
+row binary run peaks at about twice the 80 MB score column). Regression keeps counts,
 sums of absolute and squared errors and the label's mean and centred second moment (merged
 with Chan et al.'s pairwise update, so chunked and whole results agree to rounding).
 
@@ -45,25 +49,31 @@ _EPS = float(np.finfo(np.float64).eps)
 def roc_auc_exact(y_true: npt.ArrayLike, score: npt.ArrayLike) -> float | None:
     """Area under the ROC curve for 0/1 labels, exact and tie-aware; ``None`` if one class."""
     y = np.asarray(y_true)
-    if y.dtype.kind not in "biu":
-        y = y.astype(np.int64)
     s = np.asarray(score, dtype=np.float64)
-    n = len(y)
-    n_pos = int(np.count_nonzero(y))
-    n_neg = n - n_pos
+    positive = (y if y.dtype.kind in "biu" else y.astype(np.int64)) != 0
+    pos, neg = s[positive], s[~positive]
+    pos.sort()
+    neg.sort()
+    return _auc_of_sorted(pos, neg)
+
+
+#: Positives searched per step: bounds the index arrays to 2 × 8 MiB whatever the row count.
+_AUC_BLOCK = 1 << 20
+
+
+def _auc_of_sorted(pos: npt.NDArray[np.float64], neg: npt.NDArray[np.float64]) -> float | None:
+    """Mann–Whitney AUC from the ascending scores of the positives and of the negatives."""
+    n_pos, n_neg = len(pos), len(neg)
     if n_pos == 0 or n_neg == 0:
         return None
-    order = np.argsort(s, kind="stable")
-    s_sorted = s[order]
-    y_sorted = y[order]
-    starts = np.concatenate(([0], np.flatnonzero(s_sorted[1:] != s_sorted[:-1]) + 1))
-    pos = np.add.reduceat(y_sorted, starts, dtype=np.int64)
-    size = np.diff(np.append(starts, n))
-    neg = size - pos
-    neg_below = np.cumsum(neg) - neg
-    # 2U = Σ pos_v · (2·neg_below_v + neg_v): every (pos, neg) pair scores 2 when the positive
-    # ranks higher, 1 on a tie. Integers throughout; one division at the end.
-    twice_u = int(np.dot(pos, 2 * neg_below + neg))
+    # 2U = Σ over positives of (2·negatives strictly below + negatives tied) = Σ (below +
+    # below-or-equal): every (pos, neg) pair scores 2 when the positive ranks higher, 1 on a
+    # tie. Integers throughout (≤ n_pos·n_neg fits int64); one division at the end.
+    twice_u = 0
+    for start in range(0, n_pos, _AUC_BLOCK):
+        block = pos[start : start + _AUC_BLOCK]
+        twice_u += int(np.searchsorted(neg, block, side="left").sum(dtype=np.int64))
+        twice_u += int(np.searchsorted(neg, block, side="right").sum(dtype=np.int64))
     return twice_u / (2 * n_pos * n_neg)
 
 
@@ -97,6 +107,11 @@ class ClassificationAccumulator:
         self.keep_scores = keep_scores
         self._scores: list[npt.NDArray[np.float64]] = []
         self._codes: list[npt.NDArray[np.int64]] = []
+        # Binary: score chunks by true class (negatives, positives); no label array kept.
+        self._split: tuple[list[npt.NDArray[np.float64]], list[npt.NDArray[np.float64]]] = (
+            [],
+            [],
+        )
 
     def _codes_of(self, values: npt.NDArray[Any], name: str) -> npt.NDArray[np.int64]:
         if values.dtype.kind in "iub" and self.task == "binary":
@@ -172,7 +187,13 @@ class ClassificationAccumulator:
             picked = np.clip(s, _EPS, 1 - _EPS)[np.arange(len(t)), t]
             self._loss_sum += float(-np.sum(np.log(picked)))
         self._scored += len(t)
-        if self.keep_scores:
+        if not self.keep_scores:
+            return
+        if self.task == "binary":
+            positive = t == 1
+            self._split[0].append(s[~positive])
+            self._split[1].append(s[positive])
+        else:
             self._scores.append(s)
             self._codes.append(t.astype(np.int8 if len(self._classes) < 128 else np.int64))
 
@@ -197,6 +218,7 @@ class ClassificationAccumulator:
         out._loss_sum = self._loss_sum + other._loss_sum
         out._scored = self._scored + other._scored
         out._scores = self._scores + other._scores
+        out._split = (self._split[0] + other._split[0], self._split[1] + other._split[1])
         out._codes = list(self._codes) + [remap[c] for c in other._codes]
         return out
 
@@ -230,8 +252,11 @@ class ClassificationAccumulator:
         recall = _safe(tp, tp + fn)
         specificity = _safe(tn, tn + fp)
         auc = None
-        if self.keep_scores and self._scored == self._n and self._scores:
-            auc = roc_auc_exact(np.concatenate(self._codes), np.concatenate(self._scores))
+        if self.keep_scores and self._scored == self._n and self._n:
+            neg, pos = (np.concatenate(part) for part in self._split)
+            neg.sort()  # in place: the concatenated copies are the only extra memory
+            pos.sort()
+            auc = _auc_of_sorted(pos, neg)
         return {
             "task": "binary",
             "n": n,

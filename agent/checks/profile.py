@@ -439,22 +439,34 @@ class ReferenceProfile:
         """Drift evidence of ``current`` against this profile.
 
         Same rules and output as :func:`agent.checks.drift.drift_evidence`, plus per column
-        ``"exact"``: whether the reference side was lossless. ``current`` is either one
-        mapping of arrays or an iterable of chunks (concatenated; current data is held in
-        memory).
+        ``"exact"``: whether the reference side was lossless. ``current`` is either a
+        mapping of arrays — read one column at a time, each released before the next, so a
+        lazy :class:`agent.data.ColumnReader` keeps one column in memory — or an iterable of
+        chunks (concatenated per column: all profiled current columns are held at once).
         """
-        cur = _collect(current, self.names)
+        if isinstance(current, Mapping):
+            for name in self.names:
+                if name not in current:
+                    raise DataError(
+                        f"column {name!r} is in the reference profile but not in the current"
+                    )
+            cur: Mapping[str, NDArray[Any]] = current
+        else:
+            cur = _collect(current, self.names)
         methods = methods or {}
         thresholds = thresholds or {}
         declared = {c.name: c.column_type for c in self.columns if c.column_type}
         out: dict[str, dict[str, Any]] = {}
         for col in self.columns:
-            ctype = resolve_column_type(col.name, cur[col.name], declared)
+            values = np.asarray(cur[col.name])
+            ctype = resolve_column_type(col.name, values, declared)
             ref = ProfileSide(col)
-            cur_side = clean_column(cur[col.name], ctype, name=col.name, side="current")
+            cur_side = clean_column(values, ctype, name=col.name, side="current")
+            del values  # one current column at a time
             entry = column_drift(
                 col.name, ref, cur_side, ctype, methods.get(col.name), thresholds.get(col.name)
             )
+            del cur_side
             entry["exact"] = col.exact
             out[col.name] = entry
         return summarise(out, drift_share)
@@ -630,14 +642,9 @@ def _column_from_dict(d: Any, what: str) -> ColumnProfile:
 
 
 def _collect(
-    current: Mapping[str, NDArray[Any]] | Iterable[Mapping[str, NDArray[Any]]],
-    names: tuple[str, ...],
+    chunks: Iterable[Mapping[str, NDArray[Any]]], names: tuple[str, ...]
 ) -> dict[str, NDArray[Any]]:
-    """Current data as one array per profiled column."""
-    if isinstance(current, Mapping):
-        chunks: Iterable[Mapping[str, NDArray[Any]]] = [current]
-    else:
-        chunks = current
+    """Current data given as chunks, as one array per profiled column."""
     parts: dict[str, list[NDArray[Any]]] = {n: [] for n in names}
     for chunk in chunks:
         for n in names:

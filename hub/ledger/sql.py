@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from hub import db
 from hub.ledger import schema as t
+from hub.ledger.verify import RecordVerifier
 from hub.ledger.errors import (
     AlreadyEnrolledError,
     NodeNotEnrolledError,
@@ -36,6 +37,7 @@ from hub.ledger.errors import (
 from hub.ledger.store import (
     MAX_BATCH,
     AppendResult,
+    CheckpointSigner,
     ApprovalRecord,
     Entry,
     Equivocation,
@@ -83,19 +85,52 @@ _SUBTREES_BY_KEY = sa.select(t.subtrees.c.id, t.subtrees.c.hash).where(
     t.subtrees.c.id.in_(sa.bindparam("keys", expanding=True))
 )
 ACTIVE = "active"
+_ENTRY_COLUMNS = (
+    "idx", "node_id", "seq", "envelope", "envelope_sha256", "leaf_hash", "chain_hash",
+    "received_at",
+)
+
+
+def _bind(conn: Connection, column: sa.Column[Any], value: Any) -> Any:
+    """``value`` as the driver receives it for ``column`` (its type's bind processing)."""
+    process = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return value if process is None else process(value)
+
+
+def _insert_many(
+    conn: Connection, table: sa.Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """A driver-level ``executemany`` of ``rows`` (values already in driver form).
+
+    The append path inserts a few hundred rows per batch; SQLAlchemy's per-row parameter
+    processing cost more than the insert itself. Only ints, str and bytes (which both drivers
+    take as they are) and values passed through :func:`_bind` may appear in ``rows``.
+    """
+    if not rows:
+        return
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join([mark] * len(columns))})"
+    )
+    conn.exec_driver_sql(sql, rows)
 
 
 class _Pending:
     """A verified record waiting for its index."""
 
-    __slots__ = ("node_id", "seq", "prev", "envelope", "digest")
+    __slots__ = ("node_id", "seq", "prev", "envelope", "digest", "leaf")
 
-    def __init__(self, node_id: str, seq: int, prev: str, envelope: bytes) -> None:
+    def __init__(
+        self, node_id: str, seq: int, prev: str, envelope: bytes,
+        digest: str | None = None, leaf: bytes | None = None,
+    ) -> None:
         self.node_id = node_id
         self.seq = seq
         self.prev = prev
         self.envelope = envelope
-        self.digest = sha256_hex(envelope)
+        self.digest = sha256_hex(envelope) if digest is None else digest
+        self.leaf = merkle.leaf_hash(envelope) if leaf is None else leaf
 
 
 class _Equivocated(Exception):
@@ -150,8 +185,10 @@ class SqlLedgerStore(LedgerStore):
         *,
         hub_key: SigningKey | None = None,
         hub_public_key: PublicKey | None = None,
+        verifier: RecordVerifier | None = None,
     ) -> None:
         self.engine = engine
+        self._verifier = verifier or RecordVerifier(0)
         self._hub_key = hub_key
         self._hub_public = hub_public_key or (hub_key.public if hub_key else None)
         if hub_key and hub_public_key and hub_key.public != hub_public_key:
@@ -165,15 +202,16 @@ class SqlLedgerStore(LedgerStore):
         hub_key: SigningKey | None = None,
         hub_public_key: PublicKey | None = None,
         migrate: bool = True,
+        verifier: RecordVerifier | None = None,
     ) -> SqlLedgerStore:
         """Create the engine for ``url``, migrate it, and wrap it."""
         engine = db.create_engine(url)
         if migrate:
             db.migrate(engine)
-        return cls(engine, hub_key=hub_key, hub_public_key=hub_public_key)
+        return cls(engine, hub_key=hub_key, hub_public_key=hub_public_key, verifier=verifier)
 
     def close(self) -> None:
-        """Dispose of the engine's connections."""
+        """Dispose of the engine's connections (the verifier belongs to whoever passed it)."""
         self.engine.dispose()
 
     # --- tree internals ------------------------------------------------------------------------
@@ -200,8 +238,9 @@ class SqlLedgerStore(LedgerStore):
 
     def _append_locked(
         self, conn: Connection, items: Sequence[_Pending], now: datetime
-    ) -> tuple[list[int], int]:
-        """Insert verified, continuity-checked items; return their indexes and the new size."""
+    ) -> tuple[list[int], int, bytes]:
+        """Insert verified, continuity-checked items; return their indexes, the new size and
+        the new root (folded from the new frontier, which is in hand)."""
         size = self._size(conn)
         frontier_ids = merkle.frontier_nodes(size)
         found = self._nodes(conn, frontier_ids)
@@ -213,36 +252,29 @@ class SqlLedgerStore(LedgerStore):
                     sa.select(t.entries.c.chain_hash).where(t.entries.c.idx == size - 1)
                 ).scalar_one()
             )
-        rows: list[dict[str, Any]] = []
+        received = _bind(conn, t.entries.c.received_at, now)
+        rows: list[tuple[Any, ...]] = []
         leaves: list[bytes] = []
+        sha256 = hashlib.sha256
         for i, item in enumerate(items):
-            leaf = merkle.leaf_hash(item.envelope)
-            chain = hashlib.sha256(chain + leaf).digest()
+            leaf = item.leaf
+            chain = sha256(chain + leaf).digest()
             leaves.append(leaf)
             rows.append(
-                {
-                    "idx": size + i,
-                    "node_id": item.node_id,
-                    "seq": item.seq,
-                    "envelope": item.envelope,
-                    "envelope_sha256": item.digest,
-                    "leaf_hash": leaf,
-                    "chain_hash": chain,
-                    "received_at": now,
-                }
+                (size + i, item.node_id, item.seq, item.envelope, item.digest, leaf, chain, received)
             )
-        _, created = merkle.extend(size, frontier, leaves)
-        conn.execute(sa.insert(t.entries), rows)
-        conn.execute(
-            sa.insert(t.subtrees),
-            [{"id": t.subtree_key(lv, ix), "hash": h} for lv, ix, h in created],
+        new_frontier, created = merkle.extend(size, frontier, leaves)
+        _insert_many(conn, t.entries, _ENTRY_COLUMNS, rows)
+        _insert_many(
+            conn, t.subtrees, ("id", "hash"),
+            [(t.subtree_key(lv, ix), h) for lv, ix, h in created],
         )
         heads: dict[str, _Pending] = {}
         for item in items:
             heads[item.node_id] = item
         for node_id, item in heads.items():
             self._set_head(conn, node_id, item.seq, item.digest)
-        return [size + i for i in range(len(items))], size + len(items)
+        return [size + i for i in range(len(items))], size + len(items), merkle.fold(new_frontier)
 
     @staticmethod
     def _head(conn: Connection, node_id: str) -> tuple[int, Sha256] | None:
@@ -342,7 +374,12 @@ class SqlLedgerStore(LedgerStore):
     # --- records -------------------------------------------------------------------------------
 
     def append_records(
-        self, node_id: str, envelopes: Sequence[bytes], *, now: datetime
+        self,
+        node_id: str,
+        envelopes: Sequence[bytes],
+        *,
+        now: datetime,
+        checkpoint: CheckpointSigner | None = None,
     ) -> AppendResult:
         """See :meth:`LedgerStore.append_records`."""
         check_node_id(node_id)
@@ -355,15 +392,13 @@ class SqlLedgerStore(LedgerStore):
         if node_id == HUB_NODE_ID:
             raise AccessDeniedError(f"node id {HUB_NODE_ID!r} is reserved for the hub's own events")
         key = self._current_key(node_id)
-        items = []
-        for i, env in enumerate(envelopes):
-            record = AuditRecord.from_envelope(bytes(env), key, what=f"record {i} of the batch")
-            if record.node_id != node_id:
-                raise AccessDeniedError(
-                    f"record {i} of the batch names node {record.node_id!r},"
-                    f" but {node_id!r} sent it"
-                )
-            items.append(_Pending(node_id, record.seq, record.prev, record.envelope))
+        # The expensive checks run before the write lock, possibly in worker processes.
+        checked = self._verifier.check(node_id, key, envelopes)
+        items = [
+            _Pending(node_id, c.seq, c.prev, bytes(env), c.digest, c.leaf_hash)
+            for c, env in zip(checked, envelopes, strict=True)
+        ]
+        signed: StoredCheckpoint | None = None
         try:
             with db.write_transaction(self.engine) as conn:
                 current = conn.scalar(
@@ -376,15 +411,18 @@ class SqlLedgerStore(LedgerStore):
                         f"node {node_id}'s key changed while the batch was verified; resend it"
                     )
                 fresh, positions, duplicates = self._sequence(conn, node_id, items)
+                root: bytes | None = None
                 if fresh:
-                    new_idx, size = self._append_locked(conn, fresh, now)
+                    new_idx, size, root = self._append_locked(conn, fresh, now)
                 else:
                     size = self._size(conn)
                     new_idx = []
+                if checkpoint is not None:
+                    signed = self._checkpoint_locked(conn, checkpoint, size, root, now)
         except _Equivocated as exc:
             raise self._flag_equivocation(exc, now) from None
         indexes = [new_idx[v] if is_new else v for is_new, v in positions]
-        return AppendResult(indexes, duplicates, size)
+        return AppendResult(indexes, duplicates, size, signed)
 
     def _current_key(self, node_id: str) -> PublicKey:
         with self.engine.connect() as conn:
@@ -866,19 +904,42 @@ class SqlLedgerStore(LedgerStore):
         self, origin: str, key_name: str, key: SigningKey, *, now: datetime
     ) -> StoredCheckpoint | None:
         """See :meth:`LedgerStore.sign_checkpoint`."""
-        c = t.checkpoints
         with db.write_transaction(self.engine) as conn:
             size = self._size(conn)
-            latest = conn.execute(sa.select(c).order_by(c.c.size.desc()).limit(1)).first()
-            if latest is not None and latest.size >= size:
-                return _checkpoint(latest)
             if size == 0:
-                return None
+                return self._latest_checkpoint(conn)
+            return self._checkpoint_locked(
+                conn, CheckpointSigner(origin, key_name, key), size, None, now
+            )
+
+    def _checkpoint_locked(
+        self,
+        conn: Connection,
+        signer: CheckpointSigner,
+        size: int,
+        root: bytes | None,
+        now: datetime,
+    ) -> StoredCheckpoint:
+        """Inside the write lock: the latest checkpoint if it covers ``size`` (the committed
+        size), else a new one of ``size``. ``root`` is that size's root when the caller holds
+        it already; otherwise it is computed from the stored tree."""
+        latest = self._latest_checkpoint(conn)
+        if latest is not None and latest.size >= size:
+            return latest
+        if root is None:
             root = self._resolve(conn, merkle.root_plan(size))[0]
-            cp = Checkpoint(origin, size, root)
-            note = sign_checkpoint(cp, key_name, key)
-            conn.execute(sa.insert(c).values(size=size, root_hash=root, note=note, created_at=now))
+        cp = Checkpoint(signer.origin, size, root)
+        note = sign_checkpoint(cp, signer.key_name, signer.key)
+        conn.execute(
+            sa.insert(t.checkpoints).values(size=size, root_hash=root, note=note, created_at=now)
+        )
         return StoredCheckpoint(cp, note, now)
+
+    @staticmethod
+    def _latest_checkpoint(conn: Connection) -> StoredCheckpoint | None:
+        c = t.checkpoints
+        row = conn.execute(sa.select(c).order_by(c.c.size.desc()).limit(1)).first()
+        return None if row is None else _checkpoint(row)
 
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         """See :meth:`LedgerStore.latest_checkpoint`."""

@@ -28,13 +28,18 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from trust.canonical import Sha256
 from trust.checkpoint import Checkpoint
 from trust.keys import KeyId, PublicKey, SigningKey
 
+if TYPE_CHECKING:
+    from hub.ledger.verify import RecordVerifier
+
 __all__ = [
     "AppendResult",
+    "CheckpointSigner",
     "Entry",
     "StoredCheckpoint",
     "NodeInfo",
@@ -57,12 +62,23 @@ class AppendResult:
 
     ``indexes[i]`` is the ledger index of the batch's i-th envelope (new or already present);
     ``duplicates`` lists the batch *positions* that were resends of stored records;
-    ``tree_size`` is the ledger size after the append.
+    ``tree_size`` is the ledger size after the append; ``checkpoint`` covers every index of the
+    batch when the append was asked to sign one (it was committed in the same transaction).
     """
 
     indexes: list[int]
     duplicates: list[int]
     tree_size: int
+    checkpoint: StoredCheckpoint | None = None
+
+
+@dataclass(frozen=True)
+class CheckpointSigner:
+    """How the hub signs checkpoints: the origin line, the note's key name and the hub key."""
+
+    origin: str
+    key_name: str
+    key: SigningKey
 
 
 @dataclass(frozen=True)
@@ -179,16 +195,20 @@ class LedgerStore(abc.ABC):
         hub_key: SigningKey | None = None,
         hub_public_key: PublicKey | None = None,
         migrate: bool = True,
+        verifier: RecordVerifier | None = None,
     ) -> LedgerStore:
         """Open (and migrate) the store at ``url``: a SQLite path/URL or a PostgreSQL URL.
 
         ``hub_key`` signs hub events and checkpoints; without it the store is read-only for
         hub events (``append_hub_event`` still accepts envelopes signed by ``hub_public_key``).
+        ``verifier`` checks appended records (default: in the calling thread); the caller
+        keeps ownership and closes it after the store.
         """
         from hub.ledger.sql import SqlLedgerStore
 
         return SqlLedgerStore.connect(
-            url, hub_key=hub_key, hub_public_key=hub_public_key, migrate=migrate
+            url, hub_key=hub_key, hub_public_key=hub_public_key, migrate=migrate,
+            verifier=verifier,
         )
 
     @abc.abstractmethod
@@ -199,9 +219,19 @@ class LedgerStore(abc.ABC):
 
     @abc.abstractmethod
     def append_records(
-        self, node_id: str, envelopes: Sequence[bytes], *, now: datetime
+        self,
+        node_id: str,
+        envelopes: Sequence[bytes],
+        *,
+        now: datetime,
+        checkpoint: CheckpointSigner | None = None,
     ) -> AppendResult:
-        """Append a batch of a node's signed audit records under the module's rules."""
+        """Append a batch of a node's signed audit records under the module's rules.
+
+        With ``checkpoint``, the same transaction also returns the latest checkpoint if it
+        covers the ledger, or signs one of the new size (one commit instead of two: the
+        checkpoint is signed under the same write lock, as :meth:`sign_checkpoint` would).
+        """
 
     @abc.abstractmethod
     def append_hub_event(self, envelope: bytes, *, now: datetime) -> int:

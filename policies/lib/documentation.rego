@@ -12,15 +12,14 @@ package warden.lib.documentation
 
 import rego.v1
 
-# Direct references with defaults (see fairness.rego for why not object.get).
-default docs := {}
+default _missing_sections := []
 
-docs := input.evidence.documentation
+_missing_sections := input.evidence.documentation.missing_sections
 
 violations contains v if {
 	data.config.require_model_card == true
-	not docs.complete == true
-	missing := object.get(docs, "missing_sections", [])
+	not input.evidence.documentation.complete == true
+	missing := _missing_sections
 	v := {
 		"rule": "documentation.model_card",
 		"message": sprintf("model card is incomplete (missing sections: %v)", [missing]),
@@ -32,7 +31,7 @@ violations contains v if {
 	limit := data.config.explainability_required_above_features
 	n := input.model.n_features
 	n > limit
-	not docs.explainability_present == true
+	not input.evidence.documentation.explainability_present == true
 	v := {
 		"rule": "documentation.explainability",
 		"message": sprintf(

@@ -4,21 +4,14 @@
 #   max_drift_share          largest allowed share of drifted columns (0..1)
 #   critical_columns         columns that must not drift at all
 #   block_on_dataset_drift   true: evidence.drift.dataset_drift == true is a violation
+#
+# Input is referenced directly (see fairness.rego); critical columns are looked up by name.
 package warden.lib.drift
 
 import rego.v1
 
-# Direct references with defaults (see fairness.rego for why not object.get).
-default drift := {}
-
-drift := input.evidence.drift
-
-default critical := []
-
-critical := data.config.critical_columns
-
 violations contains v if {
-	share := drift.share_drifted
+	share := input.evidence.drift.share_drifted
 	share > data.config.max_drift_share
 	v := {
 		"rule": "drift.share_drifted",
@@ -31,8 +24,8 @@ violations contains v if {
 }
 
 violations contains v if {
-	some column in critical
-	d := drift.columns[column]
+	some column in data.config.critical_columns
+	d := input.evidence.drift.columns[column]
 	d.drifted == true
 	v := {
 		"rule": "drift.critical_column",
@@ -46,13 +39,16 @@ violations contains v if {
 
 violations contains v if {
 	data.config.block_on_dataset_drift == true
-	drift.dataset_drift == true
+	input.evidence.drift.dataset_drift == true
 	v := {"rule": "drift.dataset_drift", "message": "dataset drift detected", "severity": "high"}
 }
 
 warnings contains msg if {
-	some column, d in drift.columns
-	d.drifted == true
-	not column in critical
+	some column in object.keys(input.evidence.drift.columns)
+	input.evidence.drift.columns[column].drifted == true
+	not _critical(column)
+	d := input.evidence.drift.columns[column]
 	msg := sprintf("drift: column %s drifted (%s statistic %v)", [column, d.method, d.statistic])
 }
+
+_critical(column) if column in data.config.critical_columns

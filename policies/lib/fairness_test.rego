@@ -112,3 +112,44 @@ test_small_group_warning if {
 	ws := fairness.warnings with input.evidence.fairness as f with data.config as c
 	ws == {"fairness: sex group F has only 12 rows (< 30); its metrics are unreliable"}
 }
+
+test_null_metric_is_unavailable if {
+	c := cfg
+	f := json.patch(fair, [{"op": "replace", "path": "/sex/demographic_parity_ratio", "value": null}])
+	vs := fairness.violations with input.evidence.fairness as f with data.config as c
+	vs == {{
+		"rule": "fairness.metric_unavailable",
+		"message": "sex: fairness metric demographic_parity_ratio is null or absent, but min_demographic_parity_ratio is configured (missing evidence never passes)",
+		"severity": "high",
+	}}
+}
+
+test_absent_metric_is_unavailable if {
+	c := cfg
+	f := json.patch(fair, [{"op": "remove", "path": "/sex/equalized_odds_difference"}])
+	vs := fairness.violations with input.evidence.fairness as f with data.config as c
+	[v.message | some v in vs] == ["sex: fairness metric equalized_odds_difference is null or absent, but max_equalized_odds_difference is configured (missing evidence never passes)"]
+}
+
+test_null_four_fifths_is_unavailable if {
+	c := cfg
+	f := json.patch(fair, [{"op": "replace", "path": "/sex/four_fifths/passed", "value": null}])
+	vs := fairness.violations with input.evidence.fairness as f with data.config as c
+	[v.rule | some v in vs] == ["fairness.metric_unavailable"]
+}
+
+test_unconfigured_metric_may_be_missing if {
+	c := object.remove(cfg, ["max_equal_opportunity_difference"])
+	f := json.patch(fair, [{"op": "remove", "path": "/sex/equal_opportunity_difference"}])
+	vs := fairness.violations with input.evidence.fairness as f with data.config as c
+	count(vs) == 0
+}
+
+test_allow_missing_metrics_turns_it_into_a_warning if {
+	c := object.union(cfg, {"allow_missing_metrics": true})
+	f := json.patch(fair, [{"op": "replace", "path": "/sex/demographic_parity_difference", "value": null}])
+	vs := fairness.violations with input.evidence.fairness as f with data.config as c
+	ws := fairness.warnings with input.evidence.fairness as f with data.config as c
+	count(vs) == 0
+	ws == {"fairness: sex metric demographic_parity_difference is null or absent (max_demographic_parity_difference not checked: allow_missing_metrics)"}
+}

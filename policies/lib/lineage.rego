@@ -10,13 +10,8 @@ package warden.lib.lineage
 
 import rego.v1
 
-# Direct references with defaults (see fairness.rego for why not object.get).
-default lineage := {}
-
-lineage := input.evidence.lineage
-
 _present(key) if {
-	value := lineage[key]
+	value := input.evidence.lineage[key]
 	value != null
 	value != ""
 	value != {}
@@ -32,7 +27,7 @@ violations contains v if {
 violations contains v if {
 	data.config.require_data_hash == true
 	_present("data_sha256")
-	not lineage.data_sha256_verified == true
+	not input.evidence.lineage.data_sha256_verified == true
 	v := {
 		"rule": "lineage.data_hash",
 		"message": "training data hash was not verified against the data",
@@ -52,9 +47,13 @@ violations contains v if {
 	v := {"rule": "lineage.parameters", "message": "training parameters are missing", "severity": "error"}
 }
 
+default _data_source := null
+
+_data_source := input.evidence.lineage.data_source
+
 violations contains v if {
 	approved := data.config.approved_data_sources
-	source := object.get(lineage, "data_source", null)
+	source := _data_source
 	not source in approved
 	v := {
 		"rule": "lineage.data_source",
@@ -65,7 +64,7 @@ violations contains v if {
 
 violations contains v if {
 	maximum := data.config.max_training_data_age_days
-	age := lineage.data_age_days
+	age := input.evidence.lineage.data_age_days
 	age > maximum
 	v := {
 		"rule": "lineage.training_data_age",
@@ -76,7 +75,7 @@ violations contains v if {
 
 violations contains v if {
 	data.config.max_training_data_age_days
-	not is_number(object.get(lineage, "data_age_days", null))
+	not is_number(input.evidence.lineage.data_age_days)
 	v := {
 		"rule": "lineage.training_data_age",
 		"message": "training data age is missing",

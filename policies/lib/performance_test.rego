@@ -43,3 +43,24 @@ test_unconfigured_metric_is_not_checked if {
 		with data.config as {}
 	count(vs) == 0
 }
+
+test_null_metric_is_a_violation if {
+	c := cfg
+	vs := performance.violations with input.evidence as {"performance": {"accuracy": null, "f1": 0.8}}
+		with data.config as c
+	vs == {{
+		"rule": "performance.min_accuracy",
+		"message": "evidence.performance.accuracy is missing",
+		"severity": "error",
+	}}
+}
+
+test_allow_missing_metrics_turns_it_into_a_warning if {
+	c := object.union(cfg, {"allow_missing_metrics": true})
+	vs := performance.violations with input.evidence as {"performance": {"accuracy": 0.9}}
+		with data.config as c
+	ws := performance.warnings with input.evidence as {"performance": {"accuracy": 0.9}}
+		with data.config as c
+	count(vs) == 0
+	ws == {"performance: f1 is null or absent (min_f1 not checked: allow_missing_metrics)"}
+}

@@ -11,24 +11,20 @@ package warden.lib.rollback
 
 import rego.v1
 
-default production := {}
-
-production := input.production
-
 reasons contains msg if {
 	minimum := data.config.rollback_min_accuracy
 	hours := data.config.rollback_after_hours
-	production.accuracy < minimum
-	production.hours_below_threshold > hours
+	input.production.accuracy < minimum
+	input.production.hours_below_threshold > hours
 	msg := sprintf(
 		"production accuracy %v has been below %v for %v hours (limit %v hours)",
-		[production.accuracy, minimum, production.hours_below_threshold, hours],
+		[input.production.accuracy, minimum, input.production.hours_below_threshold, hours],
 	)
 }
 
 reasons contains msg if {
 	data.config.rollback_on_drift_alert == true
-	production.drift_alert == true
+	input.production.drift_alert == true
 	msg := "a drift alert is active in production"
 }
 

@@ -14,10 +14,14 @@ violations contains v if {
 	not input.schema == input_schema
 	v := {
 		"rule": "input.schema",
-		"message": sprintf("policy input schema is %v, expected %v", [object.get(input, "schema", null), input_schema]),
+		"message": sprintf("policy input schema is %v, expected %v", [_schema, input_schema]),
 		"severity": "error",
 	}
 }
+
+default _schema := null
+
+_schema := input.schema
 
 violations contains v if some v in lib.performance.violations
 
@@ -32,6 +36,8 @@ violations contains v if some v in lib.documentation.violations
 violations contains v if some v in lib.approvals.violations
 
 violations contains v if some v in lib.rollback.violations
+
+warnings contains w if some w in lib.performance.warnings
 
 warnings contains w if some w in lib.fairness.warnings
 

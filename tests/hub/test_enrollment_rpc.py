@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from hub.approvals import APPROVAL_PAYLOAD_TYPE, build_approval
 from hub.config import Role
 from hub.server import RunningHub
 from protos.client import HubClient, NodeIdentity
 from trust import dsse, keys
+from trust.approval import APPROVAL_PAYLOAD_TYPE, build_approval
 from trust.errors import AccessDeniedError, EnrollmentError, FormatError, SignatureError
 from trust.record import HubEvent
 from trust.timeutil import format_time, utcnow

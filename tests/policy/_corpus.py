@@ -103,7 +103,9 @@ def _one(r: random.Random) -> dict[str, Any]:
         del lin["data_age_days"]
     docs = ev["documentation"]
     docs["complete"] = r.random() < 0.8
-    docs["missing_sections"] = [] if docs["complete"] else ["limitations", "ethics"][: r.randint(1, 2)]
+    docs["missing_sections"] = (
+        [] if docs["complete"] else ["limitations", "ethics"][: r.randint(1, 2)]
+    )
     docs["explainability_present"] = r.random() < 0.8
     doc["model"]["n_features"] = r.choice([3, 10, 11, 24])
     doc["model"]["stage"] = r.choice(["staging", "production", "production", "canary"])

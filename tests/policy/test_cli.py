@@ -122,7 +122,7 @@ def test_eval_error_exit_codes(setup, capsys):
 
 def test_policy_test_and_check(capsys):
     code, out, _ = run(capsys, "policy", "test", str(POLICIES / "lib"))
-    assert code == 0 and "PASS: 37/37" in out
+    assert code == 0 and "PASS: 44/44" in out
     code, out, _ = run(capsys, "policy", "check", str(POLICIES / "examples" / "model.governance"))
     assert code == 0 and "ok: bundle seed-model.governance v1" in out
 

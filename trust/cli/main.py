@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
+from typing import cast
 
 from trust.errors import EXIT_USER_ERROR, WardenError
 
@@ -38,7 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
         epilog="Run 'warden GROUP --help' for a group's commands and examples.",
     )
-    subparsers = parser.add_subparsers(title="command groups", metavar="GROUP")
+    subparsers = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(title="command groups", metavar="GROUP"),
+    )
     subparsers.required = True
     registrars = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
     for ep in registrars:

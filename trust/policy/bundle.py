@@ -57,7 +57,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from trust import dsse
 from trust.canonical import Sha256, canonical_json, loads_object, sha256_hex
