@@ -22,7 +22,14 @@ Invariants:
   is given *before* reading the payload, and checks every field; there is no unverified
   instance and no ``verify() -> bool``.
 * Payloads are canonical JSON (RFC 8785) and must re-encode to the very bytes that were
-  signed, so a record has one byte form and one digest.
+  signed, so a record has one byte form and one digest. The signature alone does not make
+  this check redundant even though the envelope is stored verbatim: it guarantees which bytes
+  the node signed, not that every reader sees the same *fields* in them. A duplicate key
+  (``{"node_id":"a",...,"node_id":"b"}``: Python keeps the last, other parsers the first), an
+  integer beyond 2^53 or a lone surrogate escape would let the hub accept a record as one
+  node's ``seq`` n while an auditor's parser reads another node or seq. The check refuses all
+  of these; it costs one C ``json.dumps`` per record (the exact ``rfc8785`` path runs only
+  for payloads with non-ASCII text, long integers or unusual floats).
 * A ``key_rotation`` event carries the old and new keys and the old key's signature over
   :func:`rotation_message`; the event does not build unless that signature verifies.
 """

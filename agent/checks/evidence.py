@@ -155,18 +155,17 @@ def _where(error: jsonschema.ValidationError) -> str:
 
 def _describe(error: jsonschema.ValidationError) -> str:
     """One line: the path of the failing field, what was expected, and the value found."""
-    where, value, rule, expected = (
-        _where(error),
-        error.instance,
-        error.validator,
-        error.validator_value,
-    )
+    where, rule = _where(error), error.validator
+    # Plain JSON values here (jsonschema types them with an "unset" sentinel).
+    value: Any = error.instance
+    expected: Any = error.validator_value
+    schema: Any = error.schema
     if rule == "required":
         missing = [k for k in expected if k not in value]
         return f"{where}: missing required key {missing[0]!r}"
     if rule == "additionalProperties":
-        allowed = set(error.schema.get("properties", {}))
-        extra = sorted(k for k in value if k not in allowed)
+        known = set(schema.get("properties", {}))
+        extra = sorted(k for k in value if k not in known)
         return f"{where}: unknown key {extra[0]!r}"
     if rule == "type":
         kinds = [expected] if isinstance(expected, str) else list(expected)

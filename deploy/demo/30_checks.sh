@@ -12,12 +12,13 @@ say() { printf '\n>> %s\n' "$*"; }
 py="$(dirname "$(command -v warden)")/python"
 [ -x "$py" ] || py="$(command -v python3)"
 
-say "Each region generates its validation set: 20,000 loan applications with the true outcome"
-say "(repaid), the model's decision (approved) and score (p_approve). APAC's model lowers the"
-say "score of female applicants by 0.25; 1% of applicants did not state their sex."
-"$py" "$repo/bench/gen_credit.py" --rows 20000 --seed 11 --out emea.parquet
-"$py" "$repo/bench/gen_credit.py" --rows 20000 --seed 12 --bias 0.25 --out apac.csv
-"$py" "$repo/bench/gen_credit.py" --rows 20000 --seed 13 --shift 0.15 --out reference.parquet
+say "Each region generates its validation set: 50,000 loan applications with the true outcome"
+say "(repaid), the model's decision (approved) and score (p_approve). APAC's scoring service"
+say "lowers the score of female applicants by 0.25, and its applicants' incomes have shifted;"
+say "1% of applicants did not state their sex."
+"$py" "$repo/bench/gen_credit.py" --rows 50000 --seed 11 --out emea.parquet
+"$py" "$repo/bench/gen_credit.py" --rows 50000 --seed 12 --bias 0.25 --shift 0.15 --out apac.csv
+"$py" "$repo/bench/gen_credit.py" --rows 50000 --seed 13 --out reference.parquet
 
 say "Last quarter's data becomes a reference profile, so nodes need not keep the raw rows."
 warden profile build reference.parquet --out reference.profile \
@@ -29,14 +30,16 @@ printf 'credit-risk model 1.4.0 (demo artefact)\n' > credit-risk-1.4.0.bin
 "$py" "$repo/bench/gen_credit.py" --rows 5000 --seed 3 --out train.parquet
 model_sha=$("$py" -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' credit-risk-1.4.0.bin)
 train_sha=$("$py" -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' train.parquet)
+snapshot=$("$py" -c 'import datetime as d; print(d.date.today() - d.timedelta(days=12))')
+trained=$("$py" -c 'import datetime as d; print(d.date.today() - d.timedelta(days=9))')
 cat > manifest.yaml <<YAML
 model: {name: credit-risk, version: "1.4.0"}
 artifact: {path: credit-risk-1.4.0.bin, sha256: "$model_sha"}
 code: {commit: "9f2c1e7", repository: "https://git.example/risk/credit-model"}
 parameters: {algorithm: gradient_boosting, max_depth: 6, learning_rate: 0.05}
-training_data: {source: "warehouse://risk/applications_2025", path: train.parquet,
-                sha256: "$train_sha", rows: 5000, snapshot_date: 2026-09-30}
-trained_at: 2026-10-15T09:00:00Z
+training_data: {source: internal_db, path: train.parquet,
+                sha256: "$train_sha", rows: 5000, snapshot_date: $snapshot}
+trained_at: ${trained}T09:00:00Z
 explainability: shap_summary.json
 YAML
 echo '{"method": "shap", "top_features": ["debt_ratio", "income"]}' > shap_summary.json
@@ -53,7 +56,7 @@ Accuracy, ROC AUC; demographic parity and equalized odds across sex and age band
 ## Evaluation data
 Each region's most recent quarter of applications.
 ## Training data
-2019-2025 applications (warehouse://risk/applications_2025).
+2019-2026 applications from the internal loan database.
 ## Quantitative analyses
 Per-group rates are produced by the regional checks.
 ## Ethical considerations
@@ -65,12 +68,12 @@ CARD
 say "EMEA runs the checks on Parquet: performance, fairness by sex and age band (and their"
 say "intersection), drift against the reference profile, lineage and documentation."
 warden check run --data emea.parquet --label repaid --pred approved --score p_approve \
-    --sensitive sex,age_band --min-group-size 50 --profile reference.profile \
+    --sensitive sex,age_band --min-group-size 100 --profile reference.profile \
     --manifest manifest.yaml --model-card model_card.md --out emea.json --format table
 
 say "APAC runs the same checks on CSV. Watch the selection rates by sex and the four-fifths rule."
 warden check run --data apac.csv --label repaid --pred approved --score p_approve \
-    --sensitive sex,age_band --min-group-size 50 --profile reference.profile \
+    --sensitive sex,age_band --min-group-size 100 --profile reference.profile \
     --manifest manifest.yaml --model-card model_card.md --out apac.json --format table
 
 say "The evidence is plain JSON (aggregates only, never a row) with stable keys, e.g.:"

@@ -24,7 +24,7 @@ warden approval create --role risk_officer --subject credit-risk:1.4.0 --key "$t
     --reason "validation reviewed, ticket RISK-1042" --out risk.approval
 warden approval create --role compliance --subject credit-risk:1.4.0 --key "$trust/compliance.key" \
     --reason "model card and lineage complete" --out compliance.approval
-warden approval verify risk.approval --root "$trust/root.json" | head -4
+warden approval verify risk.approval --root "$trust/root.json"
 
 say "An approval signed with a key outside the risk_officer role is refused outright (exit 2):"
 warden key generate --out intruder.key >/dev/null

@@ -25,7 +25,6 @@ from sqlalchemy.engine import Connection, Engine
 
 from hub import db
 from hub.ledger import schema as t
-from hub.ledger.verify import RecordVerifier
 from hub.ledger.errors import (
     AlreadyEnrolledError,
     NodeNotEnrolledError,
@@ -37,8 +36,8 @@ from hub.ledger.errors import (
 from hub.ledger.store import (
     MAX_BATCH,
     AppendResult,
-    CheckpointSigner,
     ApprovalRecord,
+    CheckpointSigner,
     Entry,
     Equivocation,
     Heartbeat,
@@ -48,6 +47,7 @@ from hub.ledger.store import (
     PolicyRecord,
     StoredCheckpoint,
 )
+from hub.ledger.verify import RecordVerifier
 from trust import merkle
 from trust.canonical import Sha256, sha256_hex
 from trust.checkpoint import Checkpoint, parse_checkpoint, parse_note, sign_checkpoint
@@ -67,7 +67,6 @@ from trust.keys import KeyId, PublicKey, SigningKey
 from trust.record import (
     GENESIS_PREV,
     HUB_NODE_ID,
-    AuditRecord,
     HubEvent,
     HubEventKind,
     build_hub_event,
@@ -123,7 +122,7 @@ class _Pending:
 
     def __init__(
         self, node_id: str, seq: int, prev: str, envelope: bytes,
-        digest: str | None = None, leaf: bytes | None = None,
+        digest: Sha256 | None = None, leaf: bytes | None = None,
     ) -> None:
         self.node_id = node_id
         self.seq = seq
@@ -261,7 +260,8 @@ class SqlLedgerStore(LedgerStore):
             chain = sha256(chain + leaf).digest()
             leaves.append(leaf)
             rows.append(
-                (size + i, item.node_id, item.seq, item.envelope, item.digest, leaf, chain, received)
+                (size + i, item.node_id, item.seq, item.envelope, item.digest, leaf, chain,
+                 received)
             )
         new_frontier, created = merkle.extend(size, frontier, leaves)
         _insert_many(conn, t.entries, _ENTRY_COLUMNS, rows)

@@ -18,8 +18,9 @@ Invariants:
   current key, and applies every ordering rule (seq, prev, duplicates, equivocation) there.
 * Workers are started with ``spawn`` (never ``fork``: the hub's gRPC threads must not be
   forked), all at once when the verifier is built, and ignore SIGINT, so a Ctrl-C drains the
-  hub instead of killing its verifiers. A worker that dies breaks only the batch in flight's
-  pool: the pool is replaced and that batch is checked in-process.
+  hub instead of killing its verifiers; a worker exits by itself within a second of its
+  hub's death (even by SIGKILL). A worker that dies breaks only the pool: it is replaced and
+  the batch in flight is checked in-process.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing
+import os
 import signal
 import sys
 import threading
+import time
 import types
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -47,6 +50,7 @@ from trust.record import AuditRecord
 __all__ = ["Checked", "RecordVerifier", "check_records"]
 
 log = logging.getLogger("warden.hub.verify")
+_PARENT_POLL_S = 0.5
 
 
 class Checked(NamedTuple):
@@ -98,14 +102,24 @@ def _worker_check(
     # Runs in a worker. Plain tuples travel back (a named tuple would be rebuilt by pickle
     # through Python code, per record); typed errors travel as values (pickling drops hints).
     try:
-        return [tuple(c) for c in check_records(node_id, PublicKey(key_raw), envelopes,
-                                                offset=offset)]  # type: ignore[misc]
+        checked = check_records(node_id, PublicKey(key_raw), envelopes, offset=offset)
+        return [(c.seq, c.prev, c.digest, c.leaf_hash) for c in checked]
     except WardenError as exc:
         return _Refused(type(exc), exc.message, exc.hint)
 
 
-def _worker_init() -> None:
+def _worker_init(hub_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A worker's call queue never reports EOF (every worker holds its write end too), so a
+    # worker would outlive a hub killed with SIGKILL. It watches its parent instead (by the
+    # pid the hub passed: the hub may have died before this worker finished starting).
+
+    def watch() -> None:
+        while os.getppid() == hub_pid:
+            time.sleep(_PARENT_POLL_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _ready() -> bool:
@@ -148,6 +162,7 @@ class RecordVerifier:
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_worker_init,
+            initargs=(os.getpid(),),
         )
         # Start every worker now (in the background) so the first append does not wait; with
         # all of them running, later submissions never launch another process.

@@ -374,3 +374,24 @@ def test_approval_cli_round_trip(
     assert main(["approval", "verify", str(out), "--root", str(world["root"])]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["signers"] == [RISK.key_id] and shown["subject"] == "credit:7"
+
+
+def test_written_policy_input_matches_the_published_schema(
+    world: dict[str, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import jsonschema
+    import referencing
+    from referencing.jsonschema import DRAFT202012
+
+    from agent.checks.evidence import evidence_schema
+
+    written = tmp_path / "input.json"
+    args = ["--approval", str(world["risk_ok"]), "--input-out", str(written)]
+    _run(_decide(world, "fair", *args, stage="production"), capsys)
+    schema = json.loads((REPO / "policies" / "input.schema.json").read_text())
+    registry = referencing.Registry().with_resources(
+        (s["$id"], DRAFT202012.create_resource(s)) for s in (evidence_schema(), schema)
+    )
+    doc = json.loads(written.read_text())
+    jsonschema.Draft202012Validator(schema, registry=registry).validate(doc)
+    assert doc["approvals"][0]["role"] == "risk_officer"

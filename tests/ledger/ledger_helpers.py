@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hub.ledger.store import LedgerStore
 from trust import checkpoint as ck
 from trust import keys, merkle
+from trust.canonical import Sha256
 from trust.record import (
     GENESIS_PREV,
     HUB_NODE_ID,
@@ -45,7 +46,7 @@ class FakeNode:
             prev=self.prev if prev is None else prev,
             time=NOW + timedelta(seconds=s),
             event=EventType.VALIDATION,
-            subject=Subject(model, str(s), "ab" * 32),
+            subject=Subject(model, str(s), Sha256("ab" * 32)),
             evidence={"rows": s},
         )
         env = sign_record(payload, key or self.key)

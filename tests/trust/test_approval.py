@@ -77,7 +77,8 @@ def test_threshold_role_needs_every_signature(root: TrustRoot) -> None:
 
 
 def test_build_approval_omits_empty_reason() -> None:
-    payload = build_approval(role="cfo", subject="s", decision="approve", time="2026-11-26T11:00:00Z")
+    payload = build_approval(role="cfo", subject="s", decision="approve",
+                             time="2026-11-26T11:00:00Z")
     assert "reason" not in json.loads(payload)
 
 

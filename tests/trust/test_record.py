@@ -202,3 +202,39 @@ def test_bad_hub_events() -> None:
     payload["node_id"] = "emea-1"
     with pytest.raises(FormatError):
         HubEvent.from_envelope(_sign(payload, HUB_KEY, HUB_EVENT_PAYLOAD_TYPE), HUB_KEY.public)
+
+
+def _raw(payload: bytes) -> bytes:
+    return dsse.sign(AUDIT_PAYLOAD_TYPE, payload, [NODE_KEY]).to_json()
+
+
+_CANONICAL = canonical_json(_payload())
+# Byte-level payloads whose fields one parser could read differently from another, or that
+# are not the one RFC 8785 form: each must be refused although the signature is valid.
+NON_CANONICAL = {
+    "duplicate key (last wins in Python)": _CANONICAL[:-1] + b',"node_id":"other"}',
+    "duplicate key (first occurrence)": _CANONICAL.replace(
+        b'{"decision"', b'{"seq":9,"decision"', 1),
+    "integer beyond 2^53": _CANONICAL.replace(b'"seq":2', b'"seq":9007199254740993'),
+    "lone surrogate escape": _CANONICAL.replace(b'"credit"', b'"\\ud800"'),
+    "escaped ASCII": _CANONICAL.replace(b'"credit"', b'"\\u0063redit"'),
+    "whitespace": _CANONICAL.replace(b",", b", ", 1),
+    "integral float": _CANONICAL.replace(b'"auc":0.75', b'"auc":1.0'),
+    "float exponent spelling": _CANONICAL.replace(b'"auc":0.75', b'"auc":7.5E-1'),
+    "UTF-16 text": _CANONICAL.decode().encode("utf-16"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NON_CANONICAL))
+def test_non_canonical_payloads_are_refused(name: str) -> None:
+    with pytest.raises(FormatError):
+        AuditRecord.from_envelope(_raw(NON_CANONICAL[name]), NODE_KEY.public)
+
+
+@pytest.mark.parametrize("value", [b"1234567890123456", b"9007199254740991", b"1e-7", b"1e+21",
+                                   b"10000000000000000", b"0.30000000000000004", b"-0.5"])
+def test_canonical_numbers_take_the_exact_path_and_pass(value: bytes) -> None:
+    payload = _CANONICAL.replace(b'"auc":0.75', b'"auc":' + value)
+    assert canonical_json(json.loads(payload)) == payload  # the oracle agrees it is canonical
+    record = AuditRecord.from_envelope(_raw(payload), NODE_KEY.public)
+    assert record.evidence["auc"] == json.loads(value)
