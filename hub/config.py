@@ -22,6 +22,7 @@ Example ``hub.yaml``::
     hub_key: hub.key                      # signs checkpoints and hub ledger entries
     trust_root: root.json                 # the hub's copy of the trust root
     tls: {cert: tls/server.crt, key: tls/server.key, ca: tls/ca.crt}
+    verify_workers: 4                     # record-verifier processes (default: one per core)
     operators:
       - {name: alice, role: compliance, token_sha256: 9f86d0...}
 """

@@ -113,7 +113,8 @@ def start(config: HubConfig, state: HubState | None = None) -> RunningHub:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("hub serving", extra={"fields": {"listen": config.listen, "port": port,
                                               "tls": creds is not None,
-                                              "database": state.database_label}})
+                                              "database": state.database_label,
+                                              "verify_workers": state.verifier.workers}})
     return RunningHub(server, port, state, health_servicer)
 
 

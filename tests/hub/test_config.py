@@ -25,6 +25,18 @@ def test_file_env_flags_precedence(tmp_path: Path) -> None:
     assert cfg.listen == "127.0.0.1:3000"
 
 
+def test_verify_workers_default_to_one_per_core(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    p = _write(tmp_path, "insecure: true\n")
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert load_config(p, env={}).verify_processes == 8
+    monkeypatch.setattr("os.cpu_count", lambda: 1)  # one core: no point in a pool
+    assert load_config(p, env={}).verify_processes == 0
+    cfg = load_config(p, env={"WARDEN_HUB_VERIFY_WORKERS": "3"})
+    assert cfg.verify_workers == cfg.verify_processes == 3
+    assert load_config(p, env={}, overrides={"verify_workers": 0}).verify_processes == 0
+
+
 def test_relative_paths_resolve_against_the_file(tmp_path: Path) -> None:
     p = _write(tmp_path, "insecure: true\nhub_key: keys/hub.key\ndatabase: sqlite:///l.db\n")
     cfg = load_config(p, env={})
@@ -48,6 +60,7 @@ def test_relative_paths_resolve_against_the_file(tmp_path: Path) -> None:
         ("listen: 127.0.0.1:1\n", "no 'tls' section"),
         ("insecure: true\nlisten: 0.0.0.0:7443\n", "only allowed on a loopback"),
         ("insecure: true\nlog_level: loud\n", "log_level"),
+        ("insecure: true\nverify_workers: -1\n", "verify_workers must be ≥ 0"),
         ("insecure: [\n", "not valid YAML"),
     ],
 )

@@ -178,3 +178,24 @@ def test_checkpoint_interval_still_covers_every_ack(tmp_path) -> None:  # type: 
                 r = c.append(node.records(2))
                 cp = verify_hub_checkpoint(root, r.checkpoint)
                 assert cp.size > max(a.index for a in r.acks)
+
+
+def test_large_batches_are_checked_by_the_verifier_pool(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from .harness import make_world, running_hub
+
+    world = make_world(tmp_path, verify_workers=2)
+    with running_hub(world) as hub:
+        assert hub.state.verifier.workers == 2
+        node = Node("emea-1")
+        enroll(world, hub, node)
+        root = _root(world)
+        with node_client(world, hub, node) as c:
+            r = c.append(node.records(100))  # split across both workers
+            assert [a.index for a in r.acks] == list(range(1, 101))
+            assert verify_hub_checkpoint(root, r.checkpoint).size == 101
+            batch = node.records(100)
+            batch[57] = node.record(key=Node("intruder").key, seq=node.seq + 1)
+            with pytest.raises(SignatureError, match="record 57 of the batch"):
+                c.append(batch)
+            with operator(world, hub, Role.AUDITOR) as a:
+                assert verify_hub_checkpoint(root, a.get_checkpoint()).size == 101  # nothing
