@@ -86,7 +86,7 @@ def _unary(
             _abort(context, exc)
             raise AssertionError("unreachable: abort raises") from exc
         except Exception:
-            if context.code() is not None:  # already aborted by the endpoint
+            if context.code() is not None:  # type: ignore[attr-defined]  # endpoint aborted
                 raise
             log.exception("internal error in %s", method)
             _log(method, principal, "INTERNAL", start)
@@ -119,7 +119,7 @@ def _stream(
             _log(method, principal, "CLOSED", start, sent=sent)
             raise
         except Exception:
-            if context.code() is not None:
+            if context.code() is not None:  # type: ignore[attr-defined]  # endpoint aborted
                 raise
             log.exception("internal error in %s", method)
             _log(method, principal, "INTERNAL", start, sent=sent)
@@ -147,7 +147,7 @@ def service_handler(
     extra = set(endpoints) - {m.name for m in service.methods}
     if missing or extra:
         raise ValueError(f"{service.full_name}: missing {sorted(missing)}, unknown {sorted(extra)}")
-    handlers: dict[str, grpc.RpcMethodHandler] = {}
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for m in service.methods:
         method = f"/{service.full_name}/{m.name}"
         request_cls = message_factory.GetMessageClass(m.input_type)

@@ -26,7 +26,11 @@ from types import FrameType
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import (  # type: ignore[import-untyped]  # no stubs published
+    health,
+    health_pb2,
+    health_pb2_grpc,
+)
 
 from hub.config import HubConfig
 from hub.services import build_handlers

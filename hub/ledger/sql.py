@@ -2,10 +2,15 @@
 
 How the invariants of :mod:`hub.ledger.store` and :mod:`hub.ledger.schema` are kept:
 
-* Signatures are verified *before* the write lock is taken (the expensive part runs in
-  parallel); under the lock only cheap checks run: the key is still the one used, seq/prev
-  continuity, duplicates. Every write happens in one :func:`hub.db.write_transaction`, so a
-  batch is all-or-nothing and several hub processes produce one linear chain.
+* Signatures are verified *before* the write lock is taken, by the store's
+  :class:`~hub.ledger.verify.RecordVerifier` (in worker processes when it has any, since
+  ``cryptography`` holds the GIL); under the lock only cheap checks run: the key is still the
+  one used, seq/prev continuity, duplicates. Every write happens in one
+  :func:`hub.db.write_transaction`, so a batch is all-or-nothing and several hub processes
+  produce one linear chain. An append may sign its covering checkpoint in that same
+  transaction (one commit, one fsync), exactly as :meth:`sign_checkpoint` would.
+* The hot inserts (entries, subtrees) go to the driver's ``executemany`` with values already
+  in driver form; SQLAlchemy's per-row parameter processing cost more than the inserts.
 * The Merkle tree is kept as perfect-subtree hashes: an append reads the O(log n) frontier,
   computes the new nodes in memory (:func:`trust.merkle.extend`) and inserts them in one
   ``executemany``; a proof reads O(log n) rows in one query.

@@ -7,6 +7,7 @@ Run from the command line (``alembic -c ...``) it opens its own engine from
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy.engine import Connection
 
 from hub.db import create_engine, write_transaction
 from hub.ledger.schema import metadata
@@ -14,7 +15,7 @@ from hub.ledger.schema import metadata
 config = context.config
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
