@@ -16,6 +16,7 @@ import base64
 import hashlib
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import NewType
 
@@ -61,10 +62,19 @@ class PublicKey:
         except ValueError as exc:
             raise FormatError(f"not an ed25519 public key: {exc}") from exc
 
-    @property
+    @cached_property
     def key_id(self) -> KeyId:
         """Lowercase hex SHA-256 of the raw key bytes."""
         return key_id_of(self.raw)
+
+    def __reduce__(self) -> tuple[type[PublicKey], tuple[bytes]]:
+        # Pickle (e.g. to verifier worker processes) as the raw bytes, without cached objects.
+        return (PublicKey, (self.raw,))
+
+    @cached_property
+    def _verifier(self) -> Ed25519PublicKey:
+        # Built once per key: the ledger verifies thousands of records under one node key.
+        return Ed25519PublicKey.from_public_bytes(self.raw)
 
     @property
     def b64(self) -> str:
@@ -85,7 +95,7 @@ class PublicKey:
     def verify(self, signature: bytes, data: bytes) -> None:
         """Raise :class:`SignatureError` unless ``signature`` is valid over ``data``."""
         try:
-            Ed25519PublicKey.from_public_bytes(self.raw).verify(signature, data)
+            self._verifier.verify(signature, data)
         except InvalidSignature as exc:
             raise SignatureError(f"signature by key {self.key_id[:16]}… does not verify") from exc
 

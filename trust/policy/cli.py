@@ -27,9 +27,6 @@ from trust.policy.bundle import (
     load_bundle_file,
     sign_source,
 )
-from trust.policy.check import check_directory
-from trust.policy.engine import PolicyEngine
-from trust.policy.testing import Outcome, run_tests
 from trust.root import TrustRoot
 from trust.timeutil import format_time
 
@@ -61,7 +58,13 @@ def _load_bundle(args: argparse.Namespace, *, require_root: bool) -> PolicyBundl
     return PolicyBundle.unverified(env, max_bytes=args.max_bytes, what=str(path))
 
 
+# The compiler and test runner load regopy (rego-cpp); they are imported by the commands that
+# need them so that `warden --help` and the other groups start fast.
+
+
 def _check(args: argparse.Namespace) -> int:
+    from trust.policy.check import check_directory
+
     report = check_directory(args.dir)
     print(
         f"ok: bundle {report.name} v{report.version}: {report.modules} module(s), "
@@ -72,6 +75,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
+    from trust.policy.testing import Outcome, run_tests
+
     path = Path(args.bundle)
     if path.is_dir() and not (path / "bundle.yaml").exists():
         files = {
@@ -99,6 +104,8 @@ def _test(args: argparse.Namespace) -> int:
 
 
 def _sign(args: argparse.Namespace) -> int:
+    from trust.policy.check import check_directory
+
     check_directory(args.dir)  # never sign a bundle that does not compile
     keys = load_signing_keys(args.key, args)
     env = sign_source(args.dir, keys, max_bytes=args.max_bytes)
@@ -149,6 +156,8 @@ def _read_input(path: str) -> Any:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from trust.policy.engine import PolicyEngine
+
     # Every failure here exits 2, whatever its kind: a gate must tell "denied" (1) from
     # "could not decide" (2), and neither may pass.
     try:
