@@ -26,7 +26,7 @@ from types import FrameType
 from typing import Any
 
 import grpc
-from grpc_health.v1 import (  # type: ignore[import-untyped]  # no stubs published
+from grpc_health.v1 import (  # no stubs published
     health,
     health_pb2,
     health_pb2_grpc,

@@ -98,10 +98,11 @@ def _model_files(tmp: Path) -> None:
         "# credit 7\n" + "".join(f"## {s}\nDescribed for the test.\n" for s in CARD_SECTIONS)
     )
     digest = hashlib.sha256((tmp / "train.csv").read_bytes()).hexdigest()
+    model_digest = hashlib.sha256(b"credit model 7").hexdigest()
     snapshot = (datetime.now(UTC) - timedelta(days=5)).date().isoformat()
     (tmp / "manifest.yaml").write_text(
         "model: {name: credit, version: '7'}\n"
-        f"artifact: {{path: model.bin, sha256: '{hashlib.sha256(b'credit model 7').hexdigest()}'}}\n"
+        f"artifact: {{path: model.bin, sha256: '{model_digest}'}}\n"
         "code: {commit: 9f2c1e7}\n"
         "parameters: {max_depth: 6}\n"
         f"training_data: {{source: internal_db, path: train.csv, sha256: '{digest}', "

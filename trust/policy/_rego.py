@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from regopy import Bundle, Interpreter, LogLevel, RegoError  # type: ignore[import-untyped]
+from regopy import Bundle, Interpreter, LogLevel, RegoError
 from regopy import rego_shared as _rs
 
 __all__ = [
