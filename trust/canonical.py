@@ -90,6 +90,8 @@ def loads_strict(data: bytes | str, *, what: str) -> Any:
         raise FormatError(f"{what}: duplicate JSON key {exc.args[0]!r}") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FormatError(f"{what}: not valid JSON ({exc})") from exc
+    except ValueError as exc:  # e.g. an integer beyond Python's 4300-digit conversion limit
+        raise FormatError(f"{what}: unreadable JSON number ({exc})") from exc
     except RecursionError as exc:
         raise FormatError(f"{what}: JSON nested too deeply") from exc
 

@@ -120,11 +120,38 @@ def test_eval_error_exit_codes(setup, capsys):
     assert code == 0 and json.loads(out)["result"] is True
 
 
+@pytest.mark.parametrize(
+    ("query", "code", "defined", "result"),
+    [
+        ("data.warden.decision.allow", 1, True, False),
+        ("x := data.warden.decision.allow", 0, True, {"x": False}),
+        ("count(data.warden.decision.violations) > 0", 0, True, True),
+        ("data.warden.no_such_rule", 1, False, None),
+    ],
+)
+def test_eval_query_false_is_false(capsys, query, code, defined, result):
+    unfair = POLICIES / "examples" / "inputs" / "model-unfair.json"
+    argv = ["policy", "eval", str(POLICIES / "standard"), "--input", str(unfair)]
+    got, out, _ = run(capsys, *argv, "--query", query)
+    printed = json.loads(out)
+    assert (got, printed["defined"]) == (code, defined)
+    assert printed["result"] == result and type(printed["result"]) is type(result)
+
+
 def test_policy_test_and_check(capsys):
     code, out, _ = run(capsys, "policy", "test", str(POLICIES / "lib"))
     assert code == 0 and "PASS: 44/44" in out
     code, out, _ = run(capsys, "policy", "check", str(POLICIES / "examples" / "model.governance"))
     assert code == 0 and "ok: bundle seed-model.governance v1" in out
+
+
+def test_policy_test_plain_directory_with_bad_utf8(tmp_path, capsys):
+    (tmp_path / "ok_test.rego").write_text("package t_test\nimport rego.v1\ntest_a if true\n")
+    (tmp_path / "bad.rego").write_bytes(b"package t\n# caf\xe9\n")
+    code, out, err = run(capsys, "policy", "test", str(tmp_path))
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and "bad.rego: not UTF-8 text" in err
+    assert "Traceback" not in err
 
 
 def test_show(setup, capsys):

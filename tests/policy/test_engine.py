@@ -164,12 +164,59 @@ def test_nondeterministic_builtin_is_refused(write_bundle):
 
 
 def test_whole_input_with_is_refused_not_crashing(write_bundle):
-    src = 'package t_test\nimport rego.v1\ntest_x if { 1 == 1 with input as {"a": 1} }\n'
-    with pytest.raises(PolicyError, match=r"x\.rego:3:20: 'with input as"):
+    # `with input as <rule>` aborts rego-cpp (see test_rego_crashes.py); refused with file:line.
+    src = 'package t_test\nimport rego.v1\nh := {"a": 1}\ntest_x if { 1 == 1 with input as h }\n'
+    with pytest.raises(PolicyError, match=r"x\.rego:4:20: 'with input as <reference>'"):
         engine(write_bundle, {"p.rego": V1_DENY + "\n", "p_test.rego": "", "x.rego": src})
+
+
+def test_whole_input_with_a_literal_is_accepted(write_bundle):
+    src = 'package t\nimport rego.v1\nt_ok if { input.a == 1 with input as {"a": 1} }\n'
+    e = engine(write_bundle, {"p.rego": V1_DENY, "x.rego": src})
+    assert e.query("data.t.t_ok", {}) is True
 
 
 def test_query_ad_hoc(write_bundle):
     e = engine(write_bundle, {"p.rego": V1_DENY})
     assert sorted(e.query("data.t.deny", {"x": 2, "b": True})) == ["b is set", "x is 2, above 1"]
     assert e.query("data.t.nothing", {}) is None
+
+
+QUERY_SRC = """package q
+import rego.v1
+default allow := false
+allow if input.a == 1
+nothing if input.never
+n := null
+"""
+
+
+@pytest.mark.parametrize(
+    ("query", "input_doc", "expected"),
+    [
+        ("data.q.allow", {}, False),  # rego-cpp alone reports a false query as undefined
+        ("data.q.allow", {"a": 1}, True),
+        ("data.q.allow == false", {}, True),
+        ("data.q.allow == true", {}, False),
+        ("data.q.n", {}, None),
+        ("[x | some x in [1, 2]]", {}, [1, 2]),
+        ("x := data.q.allow", {}, {"x": False}),  # bindings, not the `:=` expression's true
+        ("x := data.q.allow; y := 2", {"a": 1}, {"x": True, "y": 2}),
+        ("data.q.allow; data.q.n", {"a": 1}, True),
+        ("data.q.nothing", {}, "UNDEFINED"),
+        ("x := data.q.nothing", {}, "UNDEFINED"),
+        ("input.missing", {}, "UNDEFINED"),
+    ],
+)
+def test_query_values_false_and_undefined(write_bundle, query, input_doc, expected):
+    e = engine(write_bundle, {"p.rego": V1_DENY, "q.rego": QUERY_SRC})
+    value = e.query(query, input_doc, undefined="UNDEFINED")
+    assert value == expected and type(value) is type(expected)
+
+
+def test_query_errors_and_several_results(write_bundle):
+    e = engine(write_bundle, {"p.rego": V1_DENY, "q.rego": QUERY_SRC})
+    with pytest.raises(PolicyError, match="2 results"):
+        e.query("some v in [1, 2]", {})
+    with pytest.raises(PolicyError, match="query 'x := 1 / 0' failed"):
+        e.query("x := 1 / 0", {})

@@ -185,3 +185,16 @@ def test_loads_object_names_the_source(data: bytes, fragment: str) -> None:
         loads_object(data, what="policy.json")
     assert "policy.json" in str(info.value)
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("digits", [20, 5000])
+def test_huge_integers_are_a_format_error_never_a_crash(digits: int) -> None:
+    from trust.canonical import loads_strict
+    from trust.errors import FormatError
+
+    text = '{"a": ' + "1" * digits + "}"
+    if digits > 4300:
+        with pytest.raises(FormatError, match="doc.json"):
+            loads_strict(text, what="doc.json")
+    else:
+        assert loads_strict(text, what="doc.json") == {"a": float("1" * digits)}

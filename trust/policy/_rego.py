@@ -10,14 +10,27 @@ Invariants:
   body is an error term, and a caller must not mistake that for "undefined" or ``false``.
 * Built-in errors (divide by zero, bad conversions) are strict: they surface as errors instead
   of silently making a rule undefined, which could turn a ``deny`` into nothing.
-* Source constructs that crash rego-cpp 1.5.2 (``with input as …`` / ``with data as …``, which
-  abort the process) and non-deterministic built-ins (time, randomness, network) are refused
-  before the source reaches rego-cpp, so the decision stays a pure function of
-  (bundle, input) and a policy cannot take the process down.
+* Non-deterministic built-ins (clock, randomness, network, host; see
+  :data:`NONDETERMINISTIC_BUILTINS`) are refused, so the decision stays a pure function of
+  (bundle, input). Two layers: a text scan of each whole file (strings and comments blanked
+  with their state carried across lines) for file:line errors, and, authoritatively, the
+  compiled plan's built-in table, which lists every built-in the modules call whatever the
+  spelling.
+* Source constructs that crash rego-cpp 1.5.2 are refused before the source reaches it, so a
+  policy cannot take the process down (reproduced in tests/policy/test_rego_crashes.py, which
+  runs rego-cpp directly in a subprocess):
+
+  - ``with data as <anything>`` segfaults;
+  - ``with input as <ref>``, where the value is a rule or data reference (``with input as h``,
+    ``with input as data.x``, ``with input as h.a``), aborts ("shape `rego-with` has no field
+    `rego-ref`") or segfaults. A local variable works, but a text scan cannot tell a local
+    from a rule, so only a value that starts as a literal (``{``, ``[``, a string, a number,
+    ``true``/``false``/``null``) is accepted; ``with input.<field> as …`` is always accepted.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import re
 from collections.abc import Mapping
@@ -33,8 +46,12 @@ __all__ = [
     "CompileFailed",
     "EvalFailed",
     "UNDEFINED",
+    "NONDETERMINISTIC_BUILTINS",
     "new_interpreter",
+    "code_only",
     "static_problems",
+    "plan_builtins",
+    "is_expression_query",
     "compile_modules",
     "query_bundle",
     "query_interpreter",
@@ -102,78 +119,136 @@ def new_interpreter() -> Interpreter:
 
 # --- static checks on the source text ---------------------------------------------------------
 
-_NONDETERMINISTIC = (
-    "time.now_ns",
-    "rand.intn",
-    "uuid.rfc4122",
-    "uuid.parse",
-    "http.send",
-    "net.lookup_ip_addr",
-    "opa.runtime",
-    "trace",
+# Built-ins whose result depends on something other than (bundle, input): the clock, randomness,
+# the network or the host. io.jwt.decode_verify and crypto.x509.parse_and_verify_certificates
+# check expiry against the current clock; providers.aws.sign_req stamps the current time.
+NONDETERMINISTIC_BUILTINS = frozenset(
+    {
+        "time.now_ns",
+        "rand.intn",
+        "uuid.rfc4122",
+        "http.send",
+        "net.lookup_ip_addr",
+        "opa.runtime",
+        "trace",
+        "io.jwt.decode_verify",
+        "crypto.x509.parse_and_verify_certificates",
+        "crypto.x509.parse_and_verify_certificates_with_options",
+        "providers.aws.sign_req",
+    }
 )
+
+
+def _call_pattern(name: str) -> str:
+    # rego-cpp accepts whitespace, newlines and comments (blanked to spaces by code_only)
+    # between the parts of a ref and before the '(' — `time . now_ns\n()` is a call.
+    return r"\s*\.\s*".join(re.escape(part) for part in name.split(".")) + r"\s*\("
+
+
 _NONDET_RE = re.compile(
-    r"(?<![\w.])(" + "|".join(re.escape(n) for n in _NONDETERMINISTIC) + r")\s*\("
+    r"(?<![\w.])("
+    + "|".join(_call_pattern(n) for n in sorted(NONDETERMINISTIC_BUILTINS, key=len, reverse=True))
+    + r")"
 )
-# `with input as X` / `with data as X` replace the whole document; rego-cpp 1.5.2 segfaults or
-# aborts on them. `with input.field as X` works and is what tests should use.
-_WHOLE_DOC_WITH_RE = re.compile(r"\bwith\s+(input|data)\s+as\b")
+_WITH_WHOLE_DOC_RE = re.compile(r"(?<![\w.])with\s+(input|data)\s+as(?!\w)")
+_LITERAL_START_RE = re.compile(r"""[{\["`]|-?\d|(?:true|false|null)(?!\w)""")
 
 
-def _strip_comments_and_strings(line: str) -> str:
-    """Blank out string literals and the trailing comment so regexes only see code."""
-    out = []
-    i = 0
-    quote: str | None = None
-    while i < len(line):
-        c = line[i]
-        if quote:
-            if quote == '"' and c == "\\":
-                out.append("  ")
-                i += 2
-                continue
-            if c == quote:
-                quote = None
-            out.append(" ")
-        elif c in '"`':
-            quote = c
-            out.append(" ")
-        elif c == "#":
-            break
+def code_only(text: str) -> str:
+    """``text`` with string literals and comments blanked to spaces, offsets and newlines kept.
+
+    The state carries across newlines: a raw string (backticks) may span lines, so code after
+    its closing backtick on a later line is code. A double-quoted string cannot span lines
+    (rego-cpp refuses it), and a ``#`` comment ends at the newline.
+    """
+    out = list(text)
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "#":
+            end = text.find("\n", i)
+            end = n if end < 0 else end
+        elif c == "`":
+            close = text.find("`", i + 1)
+            end = n if close < 0 else close + 1
+        elif c == '"':
+            end = i + 1
+            while end < n and text[end] not in '"\n':
+                end += 2 if text[end] == "\\" else 1
+            end = min(end + 1 if end < n and text[end] == '"' else end, n)
         else:
-            out.append(c)
-        i += 1
+            i += 1
+            continue
+        for k in range(i, end):
+            if out[k] != "\n":
+                out[k] = " "
+        i = end
     return "".join(out)
 
 
+def _skip_blank(text: str, pos: int) -> int:
+    """The first offset at or after ``pos`` that is neither whitespace nor in a comment."""
+    while pos < len(text):
+        if text[pos].isspace():
+            pos += 1
+        elif text[pos] == "#":
+            newline = text.find("\n", pos)
+            pos = len(text) if newline < 0 else newline
+        else:
+            break
+    return pos
+
+
+def _where(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
 def static_problems(path: str, text: str) -> list[RegoDiagnostic]:
-    """Constructs refused before compilation, with file:line:column."""
+    """Constructs refused before compilation, with file:line:column.
+
+    The scan runs on the whole file (see :func:`code_only`), so neither a multi-line raw string
+    nor a line break between tokens hides a call. :func:`compile_modules` checks the compiled
+    plan's built-in table as well, which also catches spellings a text scan cannot see.
+    """
+    blanked = code_only(text)
     problems = []
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = _strip_comments_and_strings(raw)
-        for m in _NONDET_RE.finditer(line):
-            problems.append(
-                RegoDiagnostic(
-                    f"built-in {m.group(1)}() is not allowed: a decision must depend only on "
-                    "the bundle and the input (pass times and identifiers in the input)",
-                    path,
-                    lineno,
-                    m.start(1) + 1,
-                    "nondeterministic_builtin",
-                )
+    for m in _NONDET_RE.finditer(blanked):
+        name = re.sub(r"[\s(]", "", m.group(1))
+        problems.append(
+            RegoDiagnostic(
+                _nondeterministic_message(name),
+                path,
+                *_where(text, m.start(1)),
+                "nondeterministic_builtin",
             )
-        for m in _WHOLE_DOC_WITH_RE.finditer(line):
-            problems.append(
-                RegoDiagnostic(
-                    f"'with {m.group(1)} as …' (replacing the whole document) is not supported by "
-                    f"the Rego engine; replace fields instead: 'with {m.group(1)}.<field> as …'",
-                    path,
-                    lineno,
-                    m.start() + 1,
-                    "unsupported_with",
-                )
+        )
+    for m in _WITH_WHOLE_DOC_RE.finditer(blanked):
+        doc = m.group(1)
+        if doc == "input":
+            value_at = _skip_blank(text, m.end())
+            if _LITERAL_START_RE.match(text, value_at):
+                continue  # a literal value works; only a reference crashes (see module doc)
+            message = (
+                "'with input as <reference>' crashes the Rego engine (rego-cpp 1.5.2 aborts "
+                "when the value is a rule or data reference); write the value as a literal "
+                "('with input as {…}') or replace fields: 'with input.<field> as …'"
             )
+        else:
+            message = (
+                "'with data as …' (replacing the whole data document) crashes the Rego engine "
+                "(rego-cpp 1.5.2); replace fields instead: 'with data.<path> as …'"
+            )
+        problems.append(RegoDiagnostic(message, path, *_where(text, m.start()), "unsupported_with"))
+    problems.sort(key=lambda d: (d.line or 0, d.column or 0))
     return problems
+
+
+def _nondeterministic_message(name: str) -> str:
+    return (
+        f"built-in {name}() is not allowed: a decision must depend only on the bundle and the "
+        "input (pass times and identifiers in the input)"
+    )
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -287,7 +362,67 @@ def compile_modules(
         raise CompileFailed(parse_diagnostics(str(exc), modules)) from exc
     if not bundle.ok():
         raise CompileFailed([RegoDiagnostic("the Rego compiler produced no usable bundle")])
+    banned = sorted(plan_builtins(bundle) & NONDETERMINISTIC_BUILTINS)
+    if banned:
+        raise CompileFailed([_locate_builtin(name, modules) for name in banned])
     return interp, bundle
+
+
+def _type_name(node: Any) -> str:
+    size = _rs.rego.regoNodeTypeNameSize(node)
+    buf = ctypes.create_string_buffer(size + 1)
+    if _rs.rego.regoNodeTypeName(node, buf, size + 1) != 0:
+        return ""
+    return buf.value.decode("utf-8")
+
+
+def _child(node: Any, type_name: str) -> Any:
+    for i in range(_rs.rego_node_size(node)):
+        child = _rs.rego_node_get(node, i)
+        if _type_name(child) == type_name:
+            return child
+    return None
+
+
+def plan_builtins(bundle: Bundle) -> frozenset[str]:
+    """Every built-in the compiled modules call, read from the plan's built-in table.
+
+    rego-cpp lists in ``rego-policy/rego-static/rego-builtinfunctionseq`` each built-in called
+    anywhere in the modules — reachable from an entrypoint or not, whatever the spelling
+    (``time["now_ns"]()`` included) — so this is the authoritative check; the text scan of
+    :func:`static_problems` only adds file:line. Fails closed: if the table cannot be found
+    (a changed rego-cpp), compilation fails rather than skip the check.
+    """
+    node = _rs.rego_bundle_node(bundle._impl)
+    for step in ("rego-policy", "rego-static", "rego-builtinfunctionseq"):
+        node = _child(node, step) if node else None
+    if not node:
+        raise CompileFailed(
+            [RegoDiagnostic("cannot read the compiled plan's built-in table (rego-cpp changed?)")]
+        )
+    names = set()
+    for i in range(_rs.rego_node_size(node)):
+        fn = _rs.rego_node_get(node, i)
+        if _type_name(fn) != "rego-builtinfunction" or not _rs.rego_node_size(fn):
+            raise CompileFailed([RegoDiagnostic("unexpected entry in the plan's built-in table")])
+        names.add(_rs.rego_node_value(_rs.rego_node_get(fn, 0)))
+    return frozenset(names)
+
+
+def _locate_builtin(name: str, modules: Mapping[str, str]) -> RegoDiagnostic:
+    """A diagnostic for a banned built-in found in the plan; located by its last name part
+    when the source mentions it (the spelling evaded the text scan, e.g. ``time["now_ns"]``)."""
+    last = re.compile(r"(?<!\w)" + re.escape(name.rsplit(".", 1)[-1]) + r"(?!\w)")
+    for path in sorted(modules):
+        m = last.search(modules[path])
+        if m:
+            return RegoDiagnostic(
+                _nondeterministic_message(name),
+                path,
+                *_where(modules[path], m.start()),
+                "nondeterministic_builtin",
+            )
+    return RegoDiagnostic(_nondeterministic_message(name), code="nondeterministic_builtin")
 
 
 def _string(raw: str) -> str:
@@ -336,27 +471,6 @@ def _node_value(node: Any) -> Any:
     raise EvalFailed([f"unexpected node kind {kind} in a Rego result"])
 
 
-def _results_from_nodes(out: Any) -> Any:
-    node = _rs.rego_output_node(out)
-    kind = _rs.rego.regoNodeType(node)
-    if kind == 1014:
-        return {}
-    results = (
-        [node]
-        if kind == 1018
-        else [_rs.rego_node_get(node, i) for i in range(_rs.rego_node_size(node))]
-    )
-    converted = []
-    for result in results:
-        entry: dict[str, Any] = {}
-        for i in range(_rs.rego_node_size(result)):
-            child = _rs.rego_node_get(result, i)
-            if _rs.rego.regoNodeType(child) == 1015:
-                entry["expressions"] = _node_value(child)
-        converted.append(entry)
-    return converted
-
-
 def _read_output(out: Any) -> Any:
     try:
         text = _rs.rego_output_string(out)
@@ -370,9 +484,11 @@ def _read_output(out: Any) -> Any:
             result = json.loads(text)
         except json.JSONDecodeError:
             # rego-cpp 1.5.2 can print strings built by sprintf unescaped; read the node tree.
-            result = _results_from_nodes(out)
+            result = [{"expressions": exprs} for exprs, _ in _results(out)] or UNDEFINED
     finally:
         _rs.rego_free_output(out)
+    if result is UNDEFINED:
+        return UNDEFINED
     # A query yields {"expressions": [value], ...}; several results mean the entrypoint is not
     # a single document, which Warden treats as an error rather than picking one.
     if isinstance(result, list):
@@ -395,11 +511,91 @@ def query_bundle(runner: Interpreter, bundle: Bundle, entrypoint: str, input_jso
     return _read_output(out)
 
 
+_QUERY_VAR = "__warden_query_value"
+# At the top level of a query, these make it a statement (bindings, several expressions)
+# rather than one expression whose value is wanted.
+_STATEMENT_RE = re.compile(r"[;\n]|:=|(?<![=!<>:])=(?!=)|\b(some|every|not|with|import|package)\b")
+
+
+def _top_level(query: str) -> str:
+    """``query`` with strings, comments and everything inside brackets blanked."""
+    out = []
+    depth = 0
+    for c in code_only(query):
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        out.append(c if depth == 0 else " ")
+    return "".join(out)
+
+
+def is_expression_query(query: str) -> bool:
+    """Whether ``query`` is one expression (``data.a.b``, ``x == 1``) rather than statements."""
+    return _STATEMENT_RE.search(_top_level(query.strip())) is None
+
+
+def _results(out: Any) -> list[tuple[list[Any], dict[str, Any]]]:
+    """(expression values, bindings) of each result in a query output, from the node tree."""
+    node = _rs.rego_output_node(out)
+    kind = _rs.rego.regoNodeType(node)
+    if kind == 1014:  # Undefined
+        return []
+    if kind == 1018:  # Result
+        results = [node]
+    elif kind == 1017:  # Results
+        results = [_rs.rego_node_get(node, i) for i in range(_rs.rego_node_size(node))]
+    else:
+        raise EvalFailed([f"unexpected node kind {kind} in a Rego query output"])
+    converted = []
+    for result in results:
+        exprs: list[Any] = []
+        bindings: dict[str, Any] = {}
+        for i in range(_rs.rego_node_size(result)):
+            child = _rs.rego_node_get(result, i)
+            ckind = _rs.rego.regoNodeType(child)
+            if ckind == 1015:  # Terms
+                exprs = _node_value(child)
+            elif ckind == 1016:  # Bindings of Binding(Var, value)
+                for j in range(_rs.rego_node_size(child)):
+                    binding = _rs.rego_node_get(child, j)
+                    var = _rs.rego_node_value(_rs.rego_node_get(binding, 0))
+                    bindings[var] = _node_value(_rs.rego_node_get(binding, 1))
+        converted.append((exprs, bindings))
+    return converted
+
+
 def query_interpreter(interp: Interpreter, query: str, input_json: str) -> Any:
-    """Evaluate an ad-hoc query on an interpreter holding the modules; value or UNDEFINED."""
+    """Evaluate an ad-hoc query on an interpreter holding the modules; value or UNDEFINED.
+
+    rego-cpp, like OPA, treats an expression that evaluates to ``false`` as a failed query and
+    reports it as undefined. So a single-expression query is evaluated as
+    ``<var> := (<query>)`` and the value read from the binding: ``false`` stays ``false`` and
+    only a missing value is :data:`UNDEFINED`. A statement query (assignments, ``some``,
+    several expressions) yields its variable bindings as an object, or ``True`` when it
+    succeeds without binding any. Values always come from the result tree, never from the
+    printed text. More than one result is an error.
+    """
+    expression = is_expression_query(query)
+    text = f"{_QUERY_VAR} := (\n{query}\n)" if expression else query
     try:
         interp.set_input_term(input_json)
-        out = _rs.rego_query(interp._impl, query)
+        out = _rs.rego_query(interp._impl, text)
     except RegoError as exc:
         raise EvalFailed([d.message for d in parse_diagnostics(str(exc), {})]) from exc
-    return _read_output(out)
+    try:
+        if not _rs.rego_output_ok(out):
+            node = _rs.rego_output_node(out)
+            messages = _node_errors(node) if node else []
+            raise EvalFailed(messages or ["evaluation failed"])
+        results = _results(out)
+    finally:
+        _rs.rego_free_output(out)
+    if not results:
+        return UNDEFINED
+    if len(results) != 1:
+        raise EvalFailed([f"query produced {len(results)} results, expected one"])
+    _, bindings = results[0]
+    if expression:
+        return bindings.get(_QUERY_VAR, UNDEFINED)
+    return dict(bindings) if bindings else True

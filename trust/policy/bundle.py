@@ -85,6 +85,7 @@ __all__ = [
     "sign_source",
     "cosign",
     "load_bundle_file",
+    "read_rego_dir",
 ]
 
 BUNDLE_PAYLOAD_TYPE = "application/vnd.warden.policy-bundle+json"
@@ -247,6 +248,13 @@ def _rego_files(directory: Path) -> list[Path]:
         for p in directory.rglob("*.rego")
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(directory).parts)
     )
+
+
+def read_rego_dir(directory: str | Path) -> dict[str, str]:
+    """Every ``.rego`` file under ``directory`` (hidden ones skipped) as relative POSIX path →
+    text; a file that is not UTF-8 or cannot be read raises :class:`FormatError` naming it."""
+    d = Path(directory)
+    return {p.relative_to(d).as_posix(): _read_text(p) for p in _rego_files(d)}
 
 
 def _source_expires(value: Any, *, what: str) -> datetime | str:

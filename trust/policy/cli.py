@@ -6,6 +6,11 @@ verification, a policy error). Evaluating a signed ``.bundle`` file requires ``-
 bundle is verified first) unless ``--skip-signature`` is given explicitly; a source directory
 is evaluated as is. In both unverified cases the file digests are still checked, a warning goes
 to stderr, and the decision says ``"signature_verified": false``.
+
+``warden policy eval --query Q`` prints ``{"query", "defined", "result"}`` instead of a decision
+and exits 0 when the result is defined and not ``false``, 1 when it is ``false`` or undefined
+(``"defined": false``, ``"result": null``), 2 on any error. A single expression gives its value;
+a statement query (``x := data.a.b``) gives its bindings as an object.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from trust.policy.bundle import (
     PolicyBundle,
     cosign,
     load_bundle_file,
+    read_rego_dir,
     sign_source,
 )
 from trust.root import TrustRoot
@@ -79,10 +85,7 @@ def _test(args: argparse.Namespace) -> int:
 
     path = Path(args.bundle)
     if path.is_dir() and not (path / "bundle.yaml").exists():
-        files = {
-            p.relative_to(path).as_posix(): p.read_text(encoding="utf-8")
-            for p in sorted(path.rglob("*.rego"))
-        }
+        files = read_rego_dir(path)
         data: dict[str, Any] = {}
     else:
         bundle = _load_bundle(args, require_root=False)
@@ -170,9 +173,17 @@ def _eval(args: argparse.Namespace) -> int:
         input_doc = _read_input(args.input)
         engine = PolicyEngine(bundle)
         if args.query:
-            value = engine.query(args.query, input_doc)
-            print(json.dumps({"query": args.query, "result": value}, indent=2, sort_keys=True))
-            return 0 if value is not None else 1
+            missing = object()
+            value = engine.query(args.query, input_doc, undefined=missing)
+            defined = value is not missing
+            print(
+                json.dumps(
+                    {"query": args.query, "defined": defined, "result": value if defined else None},
+                    indent=2,
+                    sort_keys=True,
+                )
+            )
+            return 0 if defined and value is not False else 1
         decision = engine.evaluate(input_doc)
     except WardenError as exc:
         print(f"error: {exc.diagnostics()}", file=sys.stderr)
@@ -284,7 +295,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("bundle", help=".bundle file or bundle source directory")
     p.add_argument("--input", required=True, help="input JSON object ('-' for stdin)")
-    p.add_argument("--query", help="evaluate this Rego query instead of the entrypoint")
+    p.add_argument(
+        "--query",
+        help="evaluate this Rego query instead of the entrypoint; exit 0 when its result is "
+        "defined and not false, 1 when false or undefined, 2 on error",
+    )
     p.add_argument("--root", help="trusted root.json: verify the bundle before evaluating")
     p.add_argument("--last-version", type=int, metavar="N", help="last accepted version")
     p.add_argument(

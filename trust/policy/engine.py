@@ -57,8 +57,8 @@ def declared_documents(modules: Mapping[str, str]) -> tuple[set[str], set[str]]:
     for text in modules.values():
         package = None
         depth = 0
-        for raw in text.splitlines():
-            line = _rego._strip_comments_and_strings(raw)
+        # Blank strings and comments over the whole text: a raw string may span lines.
+        for line in _rego.code_only(text).splitlines():
             if depth == 0:
                 m = _PACKAGE_RE.match(line)
                 if m:
@@ -155,10 +155,13 @@ class PolicyEngine:
             signature_verified=self.bundle.signature_verified,
         )
 
-    def query(self, query: str, input_doc: Any) -> Any:
+    def query(self, query: str, input_doc: Any, *, undefined: Any = None) -> Any:
         """Evaluate an ad-hoc Rego query (``warden policy eval --query``); the raw value.
 
-        Returns ``None`` for undefined. Errors raise :class:`PolicyError`.
+        A single expression gives its value (``false`` is ``False``); a statement query such
+        as ``x := data.a.b`` gives its bindings as an object (see
+        :func:`trust.policy._rego.query_interpreter`). Returns ``undefined`` (default
+        ``None``) when the query has no result. Errors raise :class:`PolicyError`.
         """
         encoded = self._encode(input_doc)
         with self._lock:
@@ -166,7 +169,7 @@ class PolicyEngine:
                 value = _rego.query_interpreter(self._interp, query, encoded.decode("utf-8"))
             except _rego.EvalFailed as exc:
                 raise PolicyError(f"query {query!r} failed: {'; '.join(exc.messages)}") from None
-        return None if value is _rego.UNDEFINED else value
+        return undefined if value is _rego.UNDEFINED else value
 
 
 # --- reading a result by convention -----------------------------------------------------------

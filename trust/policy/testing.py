@@ -3,7 +3,8 @@
 Every rule whose name starts with ``test_`` in a ``*_test.rego`` file is a test. A test passes
 when it evaluates to ``true``; ``false`` or undefined is a failure; an evaluation error is an
 error. Tests see the bundle's ``data`` as ``data.config`` (overridable with
-``with data.config.<key> as …``) and an empty input unless they use ``with input.<field> as …``.
+``with data.config.<key> as …``) and an empty input unless they use ``with input.<field> as …``
+(or ``with input as {…}`` with a literal value; see :mod:`trust.policy._rego` for why).
 
 Invariant: test results are reported in a stable order (file, then test name) so two runs on
 the same bundle print the same report.
