@@ -208,7 +208,7 @@ class Authenticator:
                 f"(allowed ±{self._skew} s)", hint="synchronise the node's clock (NTP)")
         key = self._node_key(node_id)
         if key is None:
-            raise UnauthenticatedError(f"node {node_id!r} is not enrolled",
+            raise UnauthenticatedError(f"node {node_id!r} is not enrolled (or not active)",
                                        hint="enroll it with a token from 'warden hub token create'")
         try:
             key.verify(sig, call_message(method, node_id, t, nonce, body))

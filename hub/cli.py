@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from trust.cli.main import add_command, add_group
-from trust.errors import UsageError
+from trust.errors import ProofError, UsageError
 
 __all__ = ["register"]
 
@@ -147,10 +147,29 @@ def _root(args: argparse.Namespace) -> Any:
     return TrustRoot.load(path)
 
 
-def _verified_checkpoint(root: Any, note: bytes) -> Any:
+def _origin(args: argparse.Namespace) -> str:
+    """The checkpoint origin to pin: ``--origin``, else the one in ``--hub-dir``'s hub.yaml."""
+    if args.origin:
+        return str(args.origin)
+    if args.hub_dir:
+        from hub.config import load_config
+
+        return load_config(Path(args.hub_dir) / "hub.yaml", env={}).origin
+    raise UsageError("which log? pass --origin (the hub's checkpoint origin) or --hub-dir DIR")
+
+
+def _verified_checkpoint(
+    root: Any, note: bytes, origin: str, *, size: int | None = None
+) -> Any:
+    """The checkpoint in ``note``, verified against ``root`` and ``origin``; if ``size`` is
+    given it must be that tree size (a hub answering with another size is refused)."""
     from hub.checkpoints import verify_hub_checkpoint
 
-    return verify_hub_checkpoint(root, note)
+    cp = verify_hub_checkpoint(root, note, origin=origin)
+    if size is not None and cp.size != size:
+        raise ProofError(f"asked the hub for the checkpoint of size {size}; it returned size "
+                         f"{cp.size}")
+    return cp
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
@@ -168,7 +187,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 def _cmd_checkpoint(args: argparse.Namespace) -> int:
     with _client(args, "auditor") as hub:
         note = hub.get_checkpoint(args.size)
-    cp = _verified_checkpoint(_root(args), note)
+    cp = _verified_checkpoint(_root(args), note, _origin(args), size=args.size)
     sys.stdout.write(note.decode("utf-8"))
     print(f"verified: {cp.origin} size {cp.size} signed by the trust root's hub key",
           file=sys.stderr)
@@ -178,9 +197,9 @@ def _cmd_checkpoint(args: argparse.Namespace) -> int:
 def _cmd_proof_inclusion(args: argparse.Namespace) -> int:
     from trust import merkle
 
-    root = _root(args)
+    root, origin = _root(args), _origin(args)
     with _client(args, "auditor") as hub:
-        cp = _verified_checkpoint(root, hub.get_checkpoint())
+        cp = _verified_checkpoint(root, hub.get_checkpoint(), origin)
         page = hub.get_entries(args.index, 1)
         proof = hub.inclusion_proof(args.index, cp.size)
     if not page.entries or page.entries[0].index != args.index:
@@ -196,10 +215,11 @@ def _cmd_proof_inclusion(args: argparse.Namespace) -> int:
 def _cmd_proof_consistency(args: argparse.Namespace) -> int:
     from trust import merkle
 
-    root = _root(args)
+    root, origin = _root(args), _origin(args)
     with _client(args, "auditor") as hub:
-        old = _verified_checkpoint(root, hub.get_checkpoint(args.old_size))
-        new = _verified_checkpoint(root, hub.get_checkpoint())
+        old = _verified_checkpoint(root, hub.get_checkpoint(args.old_size), origin,
+                                   size=args.old_size)
+        new = _verified_checkpoint(root, hub.get_checkpoint(), origin)
         proof = hub.consistency_proof(old.size, new.size)
     merkle.verify_consistency(old.size, new.size, list(proof.hashes), old.root_hash,
                               new.root_hash)
@@ -229,6 +249,8 @@ def _connection_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--insecure", action="store_true", help="plaintext (loopback hubs only)")
     g.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
     p.add_argument("--root", metavar="root.json", help="trust root to verify checkpoints with")
+    p.add_argument("--origin", metavar="ORIGIN",
+                   help="the hub's checkpoint origin to pin (default: from --hub-dir's hub.yaml)")
 
 
 def _config_flags(p: argparse.ArgumentParser) -> None:

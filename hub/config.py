@@ -39,7 +39,8 @@ from typing import Any
 import yaml
 
 from protos.client import is_loopback
-from trust.errors import ConfigError
+from trust.checkpoint import check_name
+from trust.errors import ConfigError, FormatError
 from trust.timeutil import parse_duration
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "OperatorToken",
     "Role",
     "TlsFiles",
+    "check_origin",
     "load_config",
     "is_loopback",
 ]
@@ -117,6 +119,7 @@ class HubConfig:
     source: Path | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
+        check_origin(self.origin, where=self._where())
         if self.insecure and not is_loopback(self.listen):
             raise ConfigError(
                 f"insecure (plaintext) mode is only allowed on a loopback address, "
@@ -151,6 +154,22 @@ class HubConfig:
 
     def _where(self) -> str:
         return str(self.source) if self.source else "hub config"
+
+
+def check_origin(origin: str, *, where: str) -> str:
+    """``origin`` if checkpoints can be signed under it (it is also their note key name).
+
+    Raises :class:`ConfigError` naming ``where`` and the value otherwise, so a hub never
+    commits a state change and then fails to sign the checkpoint covering it.
+    """
+    try:
+        return check_name(origin, what="origin")
+    except FormatError:
+        raise ConfigError(
+            f"{where}: origin {origin!r} must be non-empty, without spaces or '+' "
+            "(it is the checkpoint key name)",
+            hint="use a name like hub.example.com/ledger",
+        ) from None
 
 
 _SCALARS: dict[str, type] = {

@@ -8,6 +8,9 @@ Invariants kept here (on top of the store's append rules):
 
 * a batch is non-empty and at most ``max_batch`` records;
 * every acknowledgement carries a checkpoint signed by the hub that covers the acked indexes;
+  for hub events (enrollment, rotation, publication, approval) it is signed in the state
+  change's own transaction, so a failure to sign rolls the change back instead of turning a
+  committed change into an error reply (whose retry would then fail: token used, enrolled);
 * a policy is stored only after :meth:`PolicyBundle.from_envelope` verified it against the
   hub's own copy of the trust root (threshold, digests, expiry) and it is not older than the
   stored version; an approval only after :meth:`Approval.from_envelope` verified it;
@@ -27,7 +30,7 @@ from trust import dsse
 from trust.approval import Approval
 from trust.errors import FormatError, NotFoundError, SignatureError, UsageError
 from trust.keys import PublicKey
-from trust.policy.bundle import PolicyBundle
+from trust.policy.bundle import DEFAULT_MAX_BYTES, PolicyBundle
 from trust.record import check_node_id, rotation_message
 
 __all__ = [
@@ -154,7 +157,8 @@ def enroll(state: HubState, node_id: str, public_key: bytes, token: str) -> Enro
     if not token:
         raise UsageError("an enrollment token is required",
                          hint="create one with 'warden hub token create --node NODE'")
-    idx = state.store.register_node(nid, key, now=state.now(), token_sha256=hash_token(token))
+    idx = state.store.register_node(nid, key, now=state.now(), token_sha256=hash_token(token),
+                                    checkpoint=state.checkpoint_signer)
     return Enrolled(idx, state.store.entry(idx).envelope, state.checkpoint_covering(idx + 1))
 
 
@@ -174,7 +178,8 @@ def rotate_key(
     except SignatureError:
         raise SignatureError("key rotation: the new key did not sign the rotation statement "
                              "(proof of possession)") from None
-    idx = state.store.rotate_node_key(node_id, new_key, old_sig, now=state.now())
+    idx = state.store.rotate_node_key(node_id, new_key, old_sig, now=state.now(),
+                                      checkpoint=state.checkpoint_signer)
     return Enrolled(idx, state.store.entry(idx).envelope, state.checkpoint_covering(idx + 1))
 
 
@@ -198,16 +203,17 @@ def heartbeat(
 def publish(state: HubState, envelope: bytes) -> PolicyRecord:
     """Verify a bundle against the hub's root and store it (rollbacks refused)."""
     env = dsse.Envelope.from_json(envelope, what="bundle")
+    # The agents' limit, not the transport's: a bundle every agent refuses is not published.
     bundle = PolicyBundle.from_envelope(env, state.root, now=state.now(),
-                                        max_bytes=state.config.max_message_bytes)
+                                        max_bytes=DEFAULT_MAX_BYTES)
     last = state.store.latest_policy(bundle.name)
     if last is not None:
         # Re-check with the stored version so the error says "rollback", then let the store
         # decide atomically (it also refuses a different bundle under an existing version).
         PolicyBundle.from_envelope(env, state.root, now=state.now(), last_version=last.version,
-                                   max_bytes=state.config.max_message_bytes)
+                                   max_bytes=DEFAULT_MAX_BYTES)
     record = state.store.add_policy(bundle.name, bundle.version, bundle.digest, envelope,
-                                    now=state.now())
+                                    now=state.now(), checkpoint=state.checkpoint_signer)
     state.checkpoint_covering(record.ledger_idx + 1)  # the latest checkpoint covers it
     state.feed.notify()
     return record
@@ -280,7 +286,8 @@ class _AllNames(dict[str, int]):
 def submit_approval(state: HubState, envelope: bytes) -> tuple[Approval, ApprovalRecord]:
     """Verify an approval against the hub's root and record it."""
     approval = Approval.from_envelope(envelope, state.root)
-    record = state.store.add_approval(approval.role, approval.subject, envelope, now=state.now())
+    record = state.store.add_approval(approval.role, approval.subject, envelope, now=state.now(),
+                                      checkpoint=state.checkpoint_signer)
     state.checkpoint_covering(record.ledger_idx + 1)
     return approval, record
 

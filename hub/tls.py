@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from hub.config import Role
+from hub.config import Role, check_origin
 from trust import keys
 from trust.errors import ConfigError
 
@@ -155,6 +155,7 @@ def init_hub(
     """Create a hub directory (see the module docstring); refuse to overwrite one."""
     d = Path(directory)
     config_path = d / "hub.yaml"
+    check_origin(origin, where="--origin")
     if config_path.exists():
         raise ConfigError(f"{config_path}: already exists; refusing to overwrite a hub",
                           hint="choose an empty directory")

@@ -45,12 +45,14 @@ __all__ = [
     "NoteSignature",
     "SignedNote",
     "VerifierKey",
+    "check_name",
     "note_key_id",
     "parse_checkpoint",
     "parse_note",
     "parse_signer_key",
     "sign_note",
     "open_note",
+    "open_note_keys",
     "sign_checkpoint",
     "verify_checkpoint",
 ]
@@ -62,7 +64,9 @@ _UINT64_MAX = (1 << 64) - 1
 _SIZE = re.compile(r"0|[1-9][0-9]*")
 
 
-def _check_name(name: str, *, what: str = "key name") -> str:
+def check_name(name: str, *, what: str = "key name") -> str:
+    """``name`` if it is a valid note key name (non-empty, no whitespace, no '+'), else
+    :class:`FormatError`. A hub signs under its origin, so an origin must pass this too."""
     if not name or any(c.isspace() for c in name) or "+" in name:
         raise FormatError(f"{what} {name!r} must be non-empty, without spaces or '+'")
     return name
@@ -90,7 +94,7 @@ class VerifierKey:
     public: PublicKey
 
     def __post_init__(self) -> None:
-        _check_name(self.name)
+        check_name(self.name)
         if self.key_id != note_key_id(self.name, self.public):
             raise FormatError(
                 f"verifier key {self.name!r}: key id {self.key_id:08x} does not match the key"
@@ -99,7 +103,7 @@ class VerifierKey:
     @classmethod
     def of(cls, name: str, public: PublicKey) -> VerifierKey:
         """The verifier key for ``public`` under ``name``."""
-        return cls(_check_name(name), note_key_id(name, public), public)
+        return cls(check_name(name), note_key_id(name, public), public)
 
     @classmethod
     def parse(cls, text: str) -> VerifierKey:
@@ -108,7 +112,7 @@ class VerifierKey:
         if len(parts) != 3:
             raise FormatError(f"verifier key {text[:60]!r}: expected name+keyid+key")
         name, hex_id, key_b64 = parts
-        _check_name(name)
+        check_name(name)
         if not re.fullmatch(r"[0-9a-f]{8}", hex_id):
             raise FormatError(f"verifier key {name!r}: key id {hex_id!r} is not 8 hex digits")
         material = _b64decode(key_b64, what=f"verifier key {name!r}")
@@ -182,7 +186,7 @@ def parse_note(note: bytes | str) -> SignedNote:
         if len(fields) != 2:
             raise FormatError(f"malformed signature line {line[:60]!r}")
         name, sig_b64 = fields
-        _check_name(name, what="signature key name")
+        check_name(name, what="signature key name")
         raw = _b64decode(sig_b64, what=f"signature by {name!r}")
         if len(raw) < 5:
             raise FormatError(f"signature by {name!r} is too short")
@@ -206,10 +210,23 @@ def open_note(note: bytes | str, verifiers: Sequence[VerifierKey]) -> tuple[str,
 
     Raises :class:`SignatureError` if a known key's signature fails or none verifies.
     """
+    text, keys = open_note_keys(note, verifiers)
+    names: list[str] = []
+    for v in keys:
+        if v.name not in names:
+            names.append(v.name)
+    return text, tuple(names)
+
+
+def open_note_keys(
+    note: bytes | str, verifiers: Sequence[VerifierKey]
+) -> tuple[str, tuple[VerifierKey, ...]]:
+    """Like :func:`open_note`, but return the distinct verifier keys whose signature verified
+    (several keys may sign under one name, so a threshold counts these, never names)."""
     parsed = parse_note(note)
     known = {(v.name, v.key_id): v for v in verifiers}
     message = parsed.text.encode("utf-8")
-    verified: list[str] = []
+    verified: list[VerifierKey] = []
     for s in parsed.signatures:
         v = known.get((s.name, s.key_id))
         if v is None:
@@ -218,8 +235,8 @@ def open_note(note: bytes | str, verifiers: Sequence[VerifierKey]) -> tuple[str,
             v.public.verify(s.signature, message)
         except SignatureError as exc:
             raise SignatureError(f"signed note: signature by {s.name!r} does not verify") from exc
-        if s.name not in verified:
-            verified.append(s.name)
+        if v not in verified:
+            verified.append(v)
     if not verified:
         raise SignatureError("signed note: no signature by a known key")
     return parsed.text, tuple(verified)

@@ -343,6 +343,8 @@ def _load_payload(data: bytes, *, what: str) -> tuple[dict[str, Any], _Numbers]:
         raise FormatError(f"{what}: not valid JSON ({exc})") from exc
     except RecursionError as exc:
         raise FormatError(f"{what}: JSON nested too deeply") from exc
+    except ValueError as exc:  # int() refuses integers of more than 4300 digits
+        raise FormatError(f"{what}: a number is out of range ({exc})") from exc
     if not isinstance(obj, dict):
         raise FormatError(f"{what}: expected a JSON object, got {type(obj).__name__}")
     return obj, numbers

@@ -8,7 +8,16 @@ How the invariants of :mod:`hub.ledger.store` and :mod:`hub.ledger.schema` are k
   one used, seq/prev continuity, duplicates. Every write happens in one
   :func:`hub.db.write_transaction`, so a batch is all-or-nothing and several hub processes
   produce one linear chain. An append may sign its covering checkpoint in that same
-  transaction (one commit, one fsync), exactly as :meth:`sign_checkpoint` would.
+  transaction (one commit, one fsync), exactly as :meth:`sign_checkpoint` would; so does
+  every hub event when given a signer, so a state change never commits without the
+  checkpoint its reply needs.
+* A batch that does not verify under the node's current key is checked again record by
+  record (:meth:`SqlLedgerStore._check_with_history`): a byte-identical resend of a stored
+  record is acknowledged without verification (it was verified when appended, perhaps under
+  a key rotated away since); a conflicting record at a stored seq counts as equivocation only
+  if a key the node held from that seq on signed it. This slow path runs in-process.
+* Numbers from the wire are uint64; the columns are signed 64-bit. A value above
+  :data:`MAX_INT` is not in the store (reads say :class:`NotFoundError`) and is never written.
 * The hot inserts (entries, subtrees) go to the driver's ``executemany`` with values already
   in driver form; SQLAlchemy's per-row parameter processing cost more than the inserts.
 * The Merkle tree is kept as perfect-subtree hashes: an append reads the O(log n) frontier,
@@ -21,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -52,8 +62,8 @@ from hub.ledger.store import (
     PolicyRecord,
     StoredCheckpoint,
 )
-from hub.ledger.verify import RecordVerifier
-from trust import merkle
+from hub.ledger.verify import Checked, RecordVerifier, check_records
+from trust import dsse, merkle
 from trust.canonical import Sha256, sha256_hex
 from trust.checkpoint import Checkpoint, parse_checkpoint, parse_note, sign_checkpoint
 from trust.errors import (
@@ -67,6 +77,7 @@ from trust.errors import (
     SequenceGapError,
     SignatureError,
     UsageError,
+    WardenError,
 )
 from trust.keys import KeyId, PublicKey, SigningKey
 from trust.record import (
@@ -89,6 +100,9 @@ _SUBTREES_BY_KEY = sa.select(t.subtrees.c.id, t.subtrees.c.hash).where(
     t.subtrees.c.id.in_(sa.bindparam("keys", expanding=True))
 )
 ACTIVE = "active"
+MAX_INT = (1 << 63) - 1
+"""The largest value a BIGINT column holds; wire fields are uint64, so a larger index, size
+or version is simply not in the store (and may not be written to it)."""
 _ENTRY_COLUMNS = (
     "idx", "node_id", "seq", "envelope", "envelope_sha256", "leaf_hash", "chain_hash",
     "received_at",
@@ -335,11 +349,18 @@ class SqlLedgerStore(LedgerStore):
                         raise LedgerError(f"node {node_id} seq {it.seq} is missing from the ledger")
                     idx, existing = stored[it.seq]
                     where = (False, idx)
+                    if existing != it.digest:
+                        raise _Equivocated(node_id, it.seq, existing, it.envelope)
                 else:  # a resend of a record earlier in this same batch
                     k = it.seq - head_seq - 1
-                    existing, where = fresh[k].digest, (True, k)
-                if existing != it.digest:
-                    raise _Equivocated(node_id, it.seq, existing, it.envelope)
+                    if fresh[k].digest != it.digest:
+                        # Neither version is stored, so nothing is flagged: a flag must name
+                        # a record the ledger keeps, and a refused batch forks no history.
+                        raise FormatError(
+                            f"node {node_id}: the batch holds two different records with seq"
+                            f" {it.seq}; refused as malformed (nothing was stored)"
+                        )
+                    where = (True, k)
                 positions.append(where)
                 duplicates.append(pos)
                 continue
@@ -398,7 +419,12 @@ class SqlLedgerStore(LedgerStore):
             raise AccessDeniedError(f"node id {HUB_NODE_ID!r} is reserved for the hub's own events")
         key = self._current_key(node_id)
         # The expensive checks run before the write lock, possibly in worker processes.
-        checked = self._verifier.check(node_id, key, envelopes)
+        try:
+            checked = self._verifier.check(node_id, key, envelopes)
+        except SignatureError:
+            # Some record is not signed by the current key: it may be a resend of a record
+            # signed before a key rotation, or evidence of equivocation under an older key.
+            checked = self._check_with_history(node_id, key, envelopes)
         items = [
             _Pending(node_id, c.seq, c.prev, bytes(env), c.digest, c.leaf_hash)
             for c, env in zip(checked, envelopes, strict=True)
@@ -428,6 +454,52 @@ class SqlLedgerStore(LedgerStore):
             raise self._flag_equivocation(exc, now) from None
         indexes = [new_idx[v] if is_new else v for is_new, v in positions]
         return AppendResult(indexes, duplicates, size, signed)
+
+    def _check_with_history(
+        self, node_id: str, current: PublicKey, envelopes: Sequence[bytes]
+    ) -> list[Checked]:
+        """Check a batch record by record, allowing for the node's earlier keys.
+
+        * A record byte-identical to the stored record at the seq it claims is a resend: it is
+          not verified again (its signature was verified when it was first appended, under the
+          key then current, which may have been rotated away since) and becomes a duplicate.
+        * A different record claiming a seq already stored must verify under a key the node
+          held when that seq was appended or later (its current key included); only then is it
+          equivocation by the node. A signature by anyone else is a :class:`SignatureError`,
+          so nobody but a holder of the node's keys can get an equivocation flagged against it.
+        * Every other record must verify under the current key.
+
+        The claimed seq is read from the unverified payload only to find the stored record to
+        compare with; nothing unverified is trusted unless its bytes equal a stored envelope.
+        """
+        digests = [sha256_hex(bytes(env)) for env in envelopes]
+        claimed = [_claimed_chain(bytes(env)) for env in envelopes]
+        seqs = sorted({c[0] for c in claimed if c is not None})
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.entries.c.seq, t.entries.c.idx, t.entries.c.envelope_sha256).where(
+                    t.entries.c.node_id == node_id, t.entries.c.seq.in_(seqs)
+                )
+            ).all() if seqs else []
+            history = conn.execute(
+                sa.select(t.node_keys.c.public_key, t.node_keys.c.ledger_idx)
+                .where(t.node_keys.c.node_id == node_id)
+                .order_by(t.node_keys.c.id)
+            ).all()
+        stored = {int(r.seq): (int(r.idx), str(r.envelope_sha256)) for r in rows}
+        out: list[Checked] = []
+        for i, env in enumerate(envelopes):
+            seq_prev = claimed[i]
+            if seq_prev is None or seq_prev[0] not in stored:
+                out.extend(check_records(node_id, current, [env], offset=i))
+                continue
+            idx, digest = stored[seq_prev[0]]
+            if digest == digests[i]:
+                out.append(Checked(seq_prev[0], Sha256(seq_prev[1]), Sha256(digest),
+                                   merkle.leaf_hash(bytes(env))))
+                continue
+            out.extend(_check_under_keys_from(node_id, history, idx, current, env, i))
+        return out
 
     def _current_key(self, node_id: str) -> PublicKey:
         with self.engine.connect() as conn:
@@ -554,6 +626,7 @@ class SqlLedgerStore(LedgerStore):
         *,
         now: datetime,
         token_sha256: str | None = None,
+        checkpoint: CheckpointSigner | None = None,
     ) -> int:
         """See :meth:`LedgerStore.register_node`."""
         check_node_id(node_id)
@@ -592,10 +665,12 @@ class SqlLedgerStore(LedgerStore):
                     added_at=now, retired_at=None, ledger_idx=idx,
                 )
             )
+            self._cover(conn, checkpoint, now)
         return idx
 
     def rotate_node_key(
-        self, node_id: str, new_key: PublicKey, signature: bytes, *, now: datetime
+        self, node_id: str, new_key: PublicKey, signature: bytes, *, now: datetime,
+        checkpoint: CheckpointSigner | None = None,
     ) -> int:
         """See :meth:`LedgerStore.rotate_node_key`."""
         self._require_hub_key()
@@ -648,11 +723,20 @@ class SqlLedgerStore(LedgerStore):
                 .where(t.nodes.c.node_id == node_id)
                 .values(key_id=new_key.key_id, public_key=new_key.raw)
             )
+            self._cover(conn, checkpoint, now)
         return idx
 
     def node_key(self, node_id: str) -> PublicKey:
         """See :meth:`LedgerStore.node_key`."""
-        return self.node(node_id).public_key
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.nodes.c.public_key).where(
+                    t.nodes.c.node_id == node_id, t.nodes.c.status == ACTIVE
+                )
+            ).first()
+        if row is None:
+            raise NotFoundError(f"node {node_id!r} is not enrolled (or no longer active)")
+        return PublicKey(bytes(row.public_key))
 
     def node(self, node_id: str) -> NodeInfo:
         """See :meth:`LedgerStore.node`."""
@@ -686,7 +770,8 @@ class SqlLedgerStore(LedgerStore):
     # --- policies, approvals, heartbeats -------------------------------------------------------
 
     def add_policy(
-        self, name: str, version: int, digest: str, envelope: bytes, *, now: datetime
+        self, name: str, version: int, digest: str, envelope: bytes, *, now: datetime,
+        checkpoint: CheckpointSigner | None = None,
     ) -> PolicyRecord:
         """See :meth:`LedgerStore.add_policy`."""
         _check_hex(digest, "policy digest")
@@ -723,6 +808,7 @@ class SqlLedgerStore(LedgerStore):
                 published_at=now, ledger_idx=idx,
             )
             conn.execute(sa.insert(p).values(**values))
+            self._cover(conn, checkpoint, now)
         return PolicyRecord(name, version, Sha256(digest), bytes(envelope), now, idx)
 
     def latest_policy(self, name: str | None = None) -> PolicyRecord | None:
@@ -739,6 +825,8 @@ class SqlLedgerStore(LedgerStore):
 
     def get_policy(self, name: str, version: int) -> PolicyRecord:
         """See :meth:`LedgerStore.get_policy`."""
+        if not 0 <= version <= MAX_INT:
+            raise NotFoundError(f"policy {name!r} version {version} was never published here")
         p = t.policies
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(p).where(p.c.name == name, p.c.version == version)).first()
@@ -753,7 +841,8 @@ class SqlLedgerStore(LedgerStore):
         return [_policy(r) for r in rows]
 
     def add_approval(
-        self, role: str, subject: str, envelope: bytes, *, now: datetime
+        self, role: str, subject: str, envelope: bytes, *, now: datetime,
+        checkpoint: CheckpointSigner | None = None,
     ) -> ApprovalRecord:
         """See :meth:`LedgerStore.add_approval`."""
         if not role or not subject:
@@ -778,6 +867,7 @@ class SqlLedgerStore(LedgerStore):
                 )
                 .returning(a.c.id)
             ).scalar_one()
+            self._cover(conn, checkpoint, now)
         return ApprovalRecord(new_id, role, subject, digest, bytes(envelope), now, idx)
 
     def approvals(
@@ -803,6 +893,9 @@ class SqlLedgerStore(LedgerStore):
         policy_version: int | None = None,
     ) -> None:
         """See :meth:`LedgerStore.record_heartbeat`."""
+        if policy_version is not None and not 0 <= policy_version <= MAX_INT:
+            raise UsageError(f"heartbeat policy_version {policy_version} is out of range"
+                             f" (at most {MAX_INT})")
         h = t.heartbeats
         values = dict(
             last_seen=now, agent_version=agent_version, policy_name=policy_name,
@@ -850,6 +943,8 @@ class SqlLedgerStore(LedgerStore):
 
     def entry(self, idx: int) -> Entry:
         """See :meth:`LedgerStore.entry`."""
+        if not 0 <= idx <= MAX_INT:
+            raise NotFoundError(f"ledger entry {idx} does not exist")
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(t.entries).where(t.entries.c.idx == idx)).first()
         if row is None:
@@ -858,6 +953,9 @@ class SqlLedgerStore(LedgerStore):
 
     def entries(self, start: int, end: int) -> list[Entry]:
         """See :meth:`LedgerStore.entries`."""
+        start, end = max(start, 0), min(end, MAX_INT)
+        if start >= end:
+            return []
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(t.entries)
@@ -868,6 +966,8 @@ class SqlLedgerStore(LedgerStore):
 
     def find_entry(self, node_id: str, seq: int) -> Entry:
         """See :meth:`LedgerStore.find_entry`."""
+        if not 0 <= seq <= MAX_INT:
+            raise NotFoundError(f"node {node_id!r} has no record with seq {seq} in the ledger")
         with self.engine.connect() as conn:
             row = conn.execute(
                 sa.select(t.entries).where(t.entries.c.node_id == node_id, t.entries.c.seq == seq)
@@ -940,6 +1040,13 @@ class SqlLedgerStore(LedgerStore):
         )
         return StoredCheckpoint(cp, note, now)
 
+    def _cover(
+        self, conn: Connection, signer: CheckpointSigner | None, now: datetime
+    ) -> None:
+        """Inside a hub event's write transaction: make a checkpoint cover the new size."""
+        if signer is not None:
+            self._checkpoint_locked(conn, signer, self._size(conn), None, now)
+
     @staticmethod
     def _latest_checkpoint(conn: Connection) -> StoredCheckpoint | None:
         c = t.checkpoints
@@ -955,6 +1062,8 @@ class SqlLedgerStore(LedgerStore):
 
     def checkpoint_at_least(self, size: int) -> StoredCheckpoint | None:
         """See :meth:`LedgerStore.checkpoint_at_least`."""
+        if size > MAX_INT:
+            return None
         c = t.checkpoints
         with self.engine.connect() as conn:
             row = conn.execute(
@@ -964,12 +1073,55 @@ class SqlLedgerStore(LedgerStore):
 
     def checkpoint(self, size: int) -> StoredCheckpoint:
         """See :meth:`LedgerStore.checkpoint`."""
+        if not 0 <= size <= MAX_INT:
+            raise NotFoundError(f"no checkpoint was signed at tree size {size}")
         c = t.checkpoints
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(c).where(c.c.size == size)).first()
         if row is None:
             raise NotFoundError(f"no checkpoint was signed at tree size {size}")
         return _checkpoint(row)
+
+
+def _claimed_chain(envelope: bytes) -> tuple[int, str] | None:
+    """The (seq, prev) an envelope's payload claims, *unverified*; None if it has none."""
+    try:
+        payload = json.loads(dsse.Envelope.from_json(envelope).payload)
+    except (WardenError, ValueError, RecursionError):
+        return None
+    if not isinstance(payload, dict):
+        return None
+    seq, prev = payload.get("seq"), payload.get("prev")
+    if type(seq) is not int or not 1 <= seq <= MAX_INT or not isinstance(prev, str):
+        return None
+    return seq, prev
+
+
+def _check_under_keys_from(
+    node_id: str, history: Sequence[Any], stored_idx: int, current: PublicKey, envelope: bytes,
+    position: int,
+) -> list[Checked]:
+    """Check ``envelope`` under any key the node held from ledger index ``stored_idx`` on.
+
+    ``history`` is the node's ``node_keys`` rows in order; key j was current for the ledger
+    indexes from its ``ledger_idx`` up to the next key's. The first key that verifies wins;
+    if none does, the error under the key active at ``stored_idx`` is raised.
+    """
+    candidates: list[PublicKey] = []
+    for j, row in enumerate(history):
+        until = history[j + 1].ledger_idx if j + 1 < len(history) else None
+        if until is None or until > stored_idx:
+            candidates.append(PublicKey(bytes(row.public_key)))
+    if current not in candidates:
+        candidates.append(current)
+    first: SignatureError | None = None
+    for key in candidates:
+        try:
+            return check_records(node_id, key, [envelope], offset=position)
+        except SignatureError as exc:
+            first = first or exc
+    assert first is not None
+    raise first
 
 
 def _node(row: Any) -> NodeInfo:

@@ -7,13 +7,19 @@ PostgreSQL URL, migrated to the newest schema.
 Append rules (:meth:`LedgerStore.append_records`), applied to a batch all-or-nothing:
 
 1. the node is enrolled (else :class:`NodeNotEnrolledError`, an ``AccessDeniedError``);
-2. every envelope parses and verifies under the node's *current* key (``FormatError`` /
+2. a record whose ``(node_id, seq)`` is already in the ledger with identical bytes is a resend:
+   it is acknowledged with its existing index and not appended again. It is not verified
+   again (it was when first appended), so a resend still succeeds after a key rotation;
+3. every other envelope parses and verifies under the node's *current* key (``FormatError`` /
    ``SignatureError``), and its payload names the calling node (``AccessDeniedError``);
-3. a record whose ``(node_id, seq)`` is already in the ledger with identical bytes is a resend:
-   it is acknowledged with its existing index and not appended again;
-4. the same ``seq`` with different bytes is equivocation: an ``equivocations`` row is committed
-   (even though the batch is refused) and :class:`EquivocationError` is raised;
-5. otherwise ``seq`` must be the node's last + 1 (``SequenceGapError(expected=...)``) and
+4. the same ``seq`` as a stored record with different bytes is equivocation: an
+   ``equivocations`` row naming the stored record is committed (even though the batch is
+   refused) and :class:`EquivocationError` is raised. Such a record may verify under the key
+   the node held when that seq was appended, or any later key of the node; under no other
+   key (``SignatureError``), so nobody else can get an equivocation flagged against a node;
+5. two different records with the same seq inside one batch, neither stored, make the batch
+   malformed (``FormatError``) and flag nothing: a flag names a record the ledger keeps;
+6. otherwise ``seq`` must be the node's last + 1 (``SequenceGapError(expected=...)``) and
    ``prev`` the SHA-256 of the node's previous envelope (``ChainBrokenError``).
 
 Nothing is acknowledged before it is committed durably. Hub events (enrollments, key
@@ -274,8 +280,14 @@ class LedgerStore(abc.ABC):
         *,
         now: datetime,
         token_sha256: str | None = None,
+        checkpoint: CheckpointSigner | None = None,
     ) -> int:
         """Enroll a node and append its hub-signed ``enrollment`` event; return its index.
+
+        With ``checkpoint`` (here and in the other hub-event methods below) a checkpoint
+        covering the event is signed in the same transaction, so the state change and the
+        checkpoint its reply needs commit together or not at all: a signing failure cannot
+        leave a consumed token behind an error reply.
 
         With ``token_sha256`` the token is consumed in the same transaction (a refused
         token leaves nothing behind; a failure after it leaves the token unused).
@@ -284,7 +296,8 @@ class LedgerStore(abc.ABC):
 
     @abc.abstractmethod
     def rotate_node_key(
-        self, node_id: str, new_key: PublicKey, signature: bytes, *, now: datetime
+        self, node_id: str, new_key: PublicKey, signature: bytes, *, now: datetime,
+        checkpoint: CheckpointSigner | None = None,
     ) -> int:
         """Replace a node's key; ``signature`` is the current key's signature over
         :func:`trust.record.rotation_message`. Appends a ``key_rotation`` event; returns its index.
@@ -292,7 +305,9 @@ class LedgerStore(abc.ABC):
 
     @abc.abstractmethod
     def node_key(self, node_id: str) -> PublicKey:
-        """The node's current key; ``NotFoundError`` if the node is not enrolled."""
+        """The node's current key; ``NotFoundError`` if the node is not enrolled or its status
+        is not ``active``. Every path where a node key authenticates a call or verifies a new
+        record goes through this status check (:meth:`node` returns inactive nodes too)."""
 
     @abc.abstractmethod
     def node(self, node_id: str) -> NodeInfo:
@@ -310,7 +325,8 @@ class LedgerStore(abc.ABC):
 
     @abc.abstractmethod
     def add_policy(
-        self, name: str, version: int, digest: str, envelope: bytes, *, now: datetime
+        self, name: str, version: int, digest: str, envelope: bytes, *, now: datetime,
+        checkpoint: CheckpointSigner | None = None,
     ) -> PolicyRecord:
         """Store a verified bundle and append its ``policy_publication`` event atomically.
 
@@ -332,7 +348,8 @@ class LedgerStore(abc.ABC):
 
     @abc.abstractmethod
     def add_approval(
-        self, role: str, subject: str, envelope: bytes, *, now: datetime
+        self, role: str, subject: str, envelope: bytes, *, now: datetime,
+        checkpoint: CheckpointSigner | None = None,
     ) -> ApprovalRecord:
         """Store a verified approval and append its ``approval`` event atomically (idempotent)."""
 

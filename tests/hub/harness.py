@@ -65,6 +65,7 @@ def bundle(
     *,
     name: str = "standard",
     expires: datetime | None = None,
+    data: dict[str, object] | None = None,
 ) -> bytes:
     """A signed policy bundle envelope (JSON bytes)."""
     payload = canonical_json({
@@ -73,7 +74,7 @@ def bundle(
                      "expires": format_time(expires or utcnow() + timedelta(days=30)),
                      "description": "test", "entrypoint": "data.warden.decision",
                      "decision": "document"},
-        "data": {"min_accuracy": 0.8},
+        "data": {"min_accuracy": 0.8} if data is None else data,
         "files": {"decision.rego": {"sha256": sha256_hex(REGO.encode()), "text": REGO}},
     })
     return dsse.sign(BUNDLE_PAYLOAD_TYPE, payload, signers).to_json()

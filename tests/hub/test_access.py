@@ -155,3 +155,21 @@ def test_insecure_client_refuses_non_loopback() -> None:
     with pytest.raises(UsageError):
         HubClient("127.0.0.1:1", token="t", node=NodeIdentity("n", keys.generate()),
                   insecure=True)
+
+
+def test_a_node_whose_status_is_not_active_cannot_call(world: HubWorld, hub: RunningHub) -> None:
+    import sqlalchemy as sa
+
+    from hub.ledger import schema
+
+    node = Node("emea-1")
+    enroll(world, hub, node)
+    with node_client(world, hub, node) as c:
+        c.append(node.records(1))
+        engine = hub.state.store.engine  # type: ignore[attr-defined]
+        with engine.begin() as conn:
+            conn.execute(sa.update(schema.nodes).values(status="revoked"))
+        with pytest.raises(AccessDeniedError, match="not active"):
+            c.append(node.records(1))
+        with pytest.raises(AccessDeniedError):
+            c.heartbeat("1.0")

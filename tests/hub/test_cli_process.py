@@ -100,6 +100,11 @@ def test_cli_end_to_end(hubdir: tuple[Path, Officers], tmp_path: Path, warden_bi
         assert "Traceback" not in bad.stderr
         cp = _run(warden_bin, "hub", "checkpoint", *conn)
         assert cp.stdout.startswith("test.warden/hub\n") and "verified" in cp.stderr
+        sized = _run(warden_bin, "hub", "checkpoint", "--size", "1", *conn)
+        assert sized.stdout.startswith("test.warden/hub\n1\n")
+        wrong = _run(warden_bin, "hub", "checkpoint", "--origin", "other.log/x", *conn,
+                     check=False)
+        assert wrong.returncode == 1 and wrong.stderr.startswith("error:")
         inc = _run(warden_bin, "hub", "proof", "inclusion", "3", *conn)
         assert "verified" in inc.stdout
         cons = _run(warden_bin, "hub", "proof", "consistency", "1", *conn)

@@ -107,3 +107,21 @@ def test_init_writes_a_loadable_config(tmp_path: Path) -> None:
     assert (tmp_path / "hub" / "tls" / "server.key").stat().st_mode & 0o077 == 0
     with pytest.raises(ConfigError, match="already exists"):
         init_hub(tmp_path / "hub")
+
+
+@pytest.mark.parametrize("origin", ["my hub", "a+b"])
+def test_origin_that_cannot_name_a_checkpoint_key_is_refused(tmp_path: Path, origin: str) -> None:
+    p = _write(tmp_path, f"insecure: true\norigin: {origin!r}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(p, env={})
+    assert str(p) in exc.value.message and repr(origin) in exc.value.message
+    with pytest.raises(ConfigError, match="origin"):
+        load_config(_write(tmp_path, "insecure: true\n"), env={"WARDEN_HUB_ORIGIN": origin})
+
+
+def test_init_refuses_a_bad_origin_before_writing(tmp_path: Path) -> None:
+    from hub.tls import init_hub
+
+    with pytest.raises(ConfigError, match="'my hub'"):
+        init_hub(tmp_path / "hub", origin="my hub")
+    assert not (tmp_path / "hub").exists()

@@ -50,7 +50,7 @@ def test_append_acks_with_a_covering_signed_checkpoint(world: HubWorld, hub: Run
         assert merkle.root(leaves[: cp.size]) == cp.root_hash
         proof = a.inclusion_proof(4, cp.size)
         merkle.verify_inclusion(leaves[4], 4, cp.size, list(proof.hashes), cp.root_hash)
-        old = verify_hub_checkpoint(_root(world), a.get_checkpoint(1))
+        old = verify_hub_checkpoint(_root(world), a.get_checkpoint(1), origin=world.config.origin)
         cons = a.consistency_proof(old.size, cp.size)
         merkle.verify_consistency(old.size, cp.size, list(cons.hashes), old.root_hash,
                                   cp.root_hash)
@@ -176,7 +176,7 @@ def test_checkpoint_interval_still_covers_every_ack(tmp_path) -> None:  # type: 
         with node_client(world, hub, node) as c:
             for _ in range(3):
                 r = c.append(node.records(2))
-                cp = verify_hub_checkpoint(root, r.checkpoint)
+                cp = verify_hub_checkpoint(root, r.checkpoint, origin=world.config.origin)
                 assert cp.size > max(a.index for a in r.acks)
 
 
@@ -192,10 +192,11 @@ def test_large_batches_are_checked_by_the_verifier_pool(tmp_path) -> None:  # ty
         with node_client(world, hub, node) as c:
             r = c.append(node.records(100))  # split across both workers
             assert [a.index for a in r.acks] == list(range(1, 101))
-            assert verify_hub_checkpoint(root, r.checkpoint).size == 101
+            assert verify_hub_checkpoint(root, r.checkpoint, origin=world.config.origin).size == 101
             batch = node.records(100)
             batch[57] = node.record(key=Node("intruder").key, seq=node.seq + 1)
             with pytest.raises(SignatureError, match="record 57 of the batch"):
                 c.append(batch)
             with operator(world, hub, Role.AUDITOR) as a:
-                assert verify_hub_checkpoint(root, a.get_checkpoint()).size == 101  # nothing
+                cp = verify_hub_checkpoint(root, a.get_checkpoint(), origin=world.config.origin)
+                assert cp.size == 101  # nothing

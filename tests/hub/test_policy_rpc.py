@@ -147,3 +147,17 @@ def test_watch_skips_what_the_agent_already_has(world: HubWorld, hub: RunningHub
         w.cancel()
         t.join(timeout=5)
     assert got == [3]
+
+
+def test_bundle_over_the_agents_size_limit_is_not_published(
+    world: HubWorld, hub: RunningHub
+) -> None:
+    from trust.policy.bundle import DEFAULT_MAX_BYTES
+
+    big = bundle(1, world.officers.policy[:2], data={"blob": "x" * DEFAULT_MAX_BYTES})
+    assert DEFAULT_MAX_BYTES < len(big) < world.config.max_message_bytes
+    with operator(world, hub, Role.COMPLIANCE) as c:
+        with pytest.raises(FormatError, match="limit"):
+            c.publish(big)
+        with pytest.raises(NotFoundError):
+            c.get_policy()

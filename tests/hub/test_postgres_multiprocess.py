@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from hub.checkpoints import verify_hub_checkpoint
+from hub.config import load_config
 from protos.client import HubClient, NodeIdentity
 from tests.pg import PostgresServer, fresh_database, postgres_server  # noqa: F401
 from trust import merkle
@@ -34,6 +35,7 @@ def test_two_hub_processes_one_linear_chain(
     db = ["--database", url]
     ca = (hub / "tls" / "ca.crt").read_bytes()
     root = TrustRoot.load(hub / "root.json")
+    origin = load_config(hub / "hub.yaml", env={}).origin
     nodes = [Node(f"node-{i}") for i in range(4)]
     notes: list[bytes] = []
     errors: list[BaseException] = []
@@ -72,10 +74,10 @@ def test_two_hub_processes_one_linear_chain(
                 entries.extend(page.entries)
                 if len(entries) >= page.ledger_size:
                     break
-            latest = verify_hub_checkpoint(root, auditor.get_checkpoint())
+            latest = verify_hub_checkpoint(root, auditor.get_checkpoint(), origin=origin)
             checkpoints: dict[int, Checkpoint] = {}
             for note in notes:
-                cp = verify_hub_checkpoint(root, note)
+                cp = verify_hub_checkpoint(root, note, origin=origin)
                 checkpoints[cp.size] = cp
             checkpoints[latest.size] = latest
             sizes = sorted(checkpoints)

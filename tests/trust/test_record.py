@@ -222,6 +222,10 @@ NON_CANONICAL = {
     "integral float": _CANONICAL.replace(b'"auc":0.75', b'"auc":1.0'),
     "float exponent spelling": _CANONICAL.replace(b'"auc":0.75', b'"auc":7.5E-1'),
     "UTF-16 text": _CANONICAL.decode().encode("utf-16"),
+    # int() refuses more than 4300 digits with a plain ValueError.
+    "integer of 5000 digits as seq": _CANONICAL.replace(b'"seq":2', b'"seq":' + b"9" * 5000),
+    "integer of 5000 digits in evidence": _CANONICAL.replace(
+        b'"auc":0.75', b'"auc":' + b"1" * 5000),
 }
 
 
