@@ -36,6 +36,7 @@ def _decide(args: argparse.Namespace) -> int:
     from agent.policy_input import ModelInfo, ProductionStatus, build_policy_input
     from trust.approval import Approval
     from trust.canonical import canonical_json
+    from trust.cli._common import write_atomic
     from trust.policy.bundle import PolicyBundle, load_bundle_file
     from trust.policy.engine import PolicyEngine
     from trust.root import TrustRoot
@@ -76,7 +77,7 @@ def _decide(args: argparse.Namespace) -> int:
             evidence, model, now=now, approvals=approvals, production=production
         )
         if args.input_out:
-            Path(args.input_out).write_bytes(canonical_json(policy_input) + b"\n")
+            write_atomic(args.input_out, canonical_json(policy_input) + b"\n")
         decision = PolicyEngine(bundle).evaluate(policy_input)
     except WardenError as exc:
         # A gate must tell "denied" (1) from "could not decide" (2); neither may pass.
