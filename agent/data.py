@@ -11,6 +11,9 @@ validation data, and it keeps these invariants:
   with ``None`` for nulls;
 * chunks never exceed ``chunk_rows`` rows, so memory stays bounded by the chunk size times
   the number of requested columns whatever the file size;
+* in CSV only an empty field is null: ``NA``, ``null``, ``N/A`` are text values, as in
+  Parquet, so both formats give the same evidence; a column Arrow typed ``int64`` from the
+  first block that later holds a fraction is re-read as ``float64`` (not refused);
 * a sensitive-feature value that is null or NaN becomes the explicit group
   :data:`MISSING_GROUP`; it is never dropped;
 * :func:`read_column` and :class:`ColumnReader` give one whole column at a time, for checks
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -84,15 +88,24 @@ def _check_exists(path: str | os.PathLike[str]) -> Path:
     return p
 
 
-def _open_csv(p: Path, columns: Sequence[str] | None) -> pacsv.CSVStreamingReader:
+def _open_csv(
+    p: Path,
+    columns: Sequence[str] | None,
+    column_types: Mapping[str, pa.DataType] | None = None,
+) -> pacsv.CSVStreamingReader:
     if p.stat().st_size == 0:
         raise DataError(f"{p}: file is empty")
     try:
         reader = pacsv.open_csv(
             p,
             read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
+            # Only an empty field is null: "NA", "null", "N/A" are real text values, as
+            # they are in Parquet (numbers still read "nan" as NaN), so CSV and Parquet
+            # give the same groups.
             convert_options=pacsv.ConvertOptions(
                 include_columns=list(columns) if columns is not None else None,
+                column_types=dict(column_types) if column_types else None,
+                null_values=[""],
                 strings_can_be_null=True,
             ),
         )
@@ -224,15 +237,29 @@ def iter_chunks(
         if not header:
             _open_csv(p, None)  # raises the precise reason (empty file, bad CSV)
         _check_columns(p, columns, header)
+        widened: dict[str, pa.DataType] = {}
         reader = _open_csv(p, columns)
         wanted = list(columns) if columns is not None else list(reader.schema.names)
+        skip = 0  # rows already yielded before a restart with a widened column
         while True:
             try:
                 batch = reader.read_next_batch()
             except StopIteration:
                 break
             except pa.ArrowInvalid as exc:
-                raise _csv_type_error(p, exc) from None
+                name = _int_overflow_column(exc, header)
+                if name is None or name in widened:
+                    raise _csv_type_error(p, exc, header) from None
+                # Arrow guessed int64 from the first block and a later value has a
+                # fraction: read the column as float64 from the start, skip rows given.
+                widened[name] = pa.float64()
+                reader = _open_csv(p, columns, widened)
+                skip = total
+                continue
+            if skip:
+                drop = min(skip, batch.num_rows)
+                batch = batch.slice(drop)
+                skip -= drop
             for start in range(0, batch.num_rows, chunk_rows):
                 part = batch.slice(start, chunk_rows)
                 total += part.num_rows
@@ -244,10 +271,35 @@ def iter_chunks(
         raise DataError(f"{p}: file has no rows")
 
 
-def _csv_type_error(p: Path, exc: Exception) -> DataError:
+_CSV_COLUMN = re.compile(r"In CSV column #(\d+)")
+
+
+def _column_of(exc: Exception, header: Sequence[str]) -> str | None:
+    m = _CSV_COLUMN.search(str(exc))
+    if m is None or int(m.group(1)) >= len(header):
+        return None
+    return header[int(m.group(1))]
+
+
+def _int_overflow_column(exc: Exception, header: Sequence[str]) -> str | None:
+    """The column Arrow typed int64 from the first block if a later value is a float."""
+    m = re.search(r"conversion error to int64: invalid value '([^']*)'", str(exc))
+    if m is None:
+        return None
+    try:
+        float(m.group(1))
+    except ValueError:
+        return None  # text in a numeric column: a real type error, reported as such
+    return _column_of(exc, header)
+
+
+def _csv_type_error(p: Path, exc: Exception, header: Sequence[str] = ()) -> DataError:
     # Arrow infers a CSV column's type from the first block; a later value that does not
     # fit (an "abc" in a numeric column) ends the stream. Name the column and the value.
     text = str(exc).splitlines()[0]
+    name = _column_of(exc, header)
+    if name is not None:
+        text = _CSV_COLUMN.sub(f"in column '{name}'", text, count=1)
     return DataError(
         f"{p}: {text}",
         hint="a column's values must all have one type (numbers or text); clean the file",
@@ -412,14 +464,18 @@ def binary_labels(
     column: str,
     source: str | os.PathLike[str] = "data",
     pos_label: Any = None,
+    seen: set[str] | None = None,
 ) -> npt.NDArray[np.int8]:
     """Validate a binary label or prediction column and return it as 0/1 ``int8``.
 
     Accepted: numbers 0/1, booleans, and the strings ``0/1``, ``true/false``, ``yes/no``.
     With ``pos_label`` any two-valued column is accepted; ``pos_label`` becomes 1. A null,
-    NaN or third value is a DataError naming the file, column and value.
+    NaN or third value is a DataError naming the file, column and value. ``seen`` carries
+    the distinct values (as text) across chunks, and columns, so that a third value in a
+    later chunk is refused too; pass the same set for every chunk.
     """
     if pos_label is not None:
+        _check_two_values(values, column, source, seen if seen is not None else set())
         if values.dtype.kind in "iufb":
             try:
                 pos = float(pos_label)
@@ -458,6 +514,35 @@ def binary_labels(
         else:
             raise _not_binary(v, column, source)
     return out
+
+
+def _value_text(v: Any) -> str:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return str(v)
+
+
+def _check_two_values(
+    values: npt.NDArray[Any], column: str, source: str | os.PathLike[str], seen: set[str]
+) -> None:
+    """Add the chunk's distinct values to ``seen``; a third distinct value is a DataError."""
+    distinct = values if values.dtype.kind == "O" else np.unique(values)
+    for v in dict.fromkeys(distinct.tolist()):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue  # nulls are reported by _check_no_nulls
+        text = _value_text(v)
+        if text in seen:
+            continue
+        if len(seen) >= 2:
+            have = ", ".join(repr(x) for x in sorted(seen))
+            raise DataError(
+                f"{source}: column '{column}' has a third value {text!r} "
+                f"(besides {have}); a binary label has two",
+                hint="use --task multiclass, or map the column to two values",
+            )
+        seen.add(text)
 
 
 def _check_no_nulls(values: npt.NDArray[Any], column: str, source: str | os.PathLike[str]) -> None:

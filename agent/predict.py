@@ -13,9 +13,16 @@ Feature columns, in the model's order: the scikit-learn estimator's ``feature_na
 for ONNX, the input names when the graph has one input per column, else the model's
 ``feature_names`` metadata (comma-separated) — or, always, the caller's explicit list.
 
-Predictions come back per chunk as ``(y_pred, y_score)``: ``y_score`` is the probability of
-the second class (``classes[1]``) for a binary classifier, the ``(n, K)`` probability matrix
-for a multiclass one, ``None`` for a regressor or a model without probabilities.
+Classes: scikit-learn's ``classes_``; for ONNX, the class labels the graph declares
+(``classlabels_*`` of its classifier or ZipMap node), so no ``--classes`` is needed.
+
+Predictions come back per chunk as ``(y_pred, y_score)``: ``y_score`` is, for a binary
+classifier, the probability of the positive class — the class equal to ``pos_label`` when
+one is given (a ``pos_label`` that is not one of the model's classes is a DataError),
+else the second class (``classes[1]``); the ``(n, K)`` probability matrix, columns in
+``classes`` order, for a multiclass one; ``None`` for a regressor or a model without
+probabilities. ONNX probabilities keep their dtype (usually float32) so that a consumer can
+judge "sums to 1" at that dtype's precision, as scikit-learn does.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import numpy.typing as npt
 
 from trust.errors import CheckError, DataError, UsageError
 
-__all__ = ["Model", "load_model", "predict_chunks", "MODEL_SUFFIXES"]
+__all__ = ["Model", "load_model", "predict_checked", "predict_chunks", "MODEL_SUFFIXES"]
 
 ModelKind = Literal["skops", "joblib", "onnx"]
 MODEL_SUFFIXES: dict[str, ModelKind] = {
@@ -57,18 +64,41 @@ class Model:
         """The same model with an explicit feature-column list."""
         return Model(self.path, self.kind, tuple(names), self.classes, self._impl)
 
+    def positive_index(self, pos_label: Any = None) -> int:
+        """Column of the binary probability matrix that belongs to ``pos_label``.
+
+        ``None`` means the second class. A ``pos_label`` that is not one of the model's
+        classes (compared as text, so ``1`` matches ``"1"``) is a DataError.
+        """
+        if pos_label is None or self.classes is None:
+            return 1
+        names = [str(c) for c in self.classes]
+        if str(pos_label) not in names:
+            raise DataError(
+                f"{self.path}: pos_label {str(pos_label)!r} is not one of the model's "
+                f"classes {names}"
+            )
+        return names.index(str(pos_label))
+
     def predict(
-        self, columns: Mapping[str, npt.NDArray[Any]]
-    ) -> tuple[npt.NDArray[Any], npt.NDArray[np.float64] | None]:
-        """``(y_pred, y_score)`` for one chunk of feature columns."""
+        self, columns: Mapping[str, npt.NDArray[Any]], *, pos_label: Any = None
+    ) -> tuple[npt.NDArray[Any], npt.NDArray[Any] | None]:
+        """``(y_pred, y_score)`` for one chunk of feature columns (see the module doc)."""
         if self.feature_names is None:
             raise UsageError(
                 f"{self.path}: cannot tell which columns are the model's features",
                 hint="pass --features a,b,c in the order the model expects",
             )
+        positive = self.positive_index(pos_label)
         if self.kind == "onnx":
-            return _predict_onnx(self, columns)
-        return _predict_sklearn(self, columns)
+            y_pred, proba = _predict_onnx(self, columns)
+        else:
+            y_pred, proba = _predict_sklearn(self, columns)
+        if proba is None or proba.ndim != 2 or proba.shape[1] < 2:
+            return y_pred, None
+        if proba.shape[1] == 2:
+            return y_pred, proba[:, positive]
+        return y_pred, proba
 
 
 def load_model(
@@ -148,7 +178,24 @@ def _load_onnx(p: Path) -> Model:
         meta = sess.get_modelmeta().custom_metadata_map.get("feature_names")
         if meta:
             names = tuple(s.strip() for s in meta.split(",") if s.strip())
-    return Model(p, "onnx", names, None, sess)
+    return Model(p, "onnx", names, _onnx_classes(p), sess)
+
+
+def _onnx_classes(p: Path) -> tuple[Any, ...] | None:
+    """The class labels a classifier graph declares (its ZipMap or classifier node)."""
+    import onnx
+
+    try:
+        graph = onnx.load(str(p), load_external_data=False).graph
+    except Exception:  # noqa: BLE001 - onnxruntime loaded it; the labels are a bonus
+        return None
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.name in ("classlabels_int64s", "classlabels_ints") and attr.ints:
+                return tuple(int(v) for v in attr.ints)
+            if attr.name == "classlabels_strings" and attr.strings:
+                return tuple(v.decode("utf-8") for v in attr.strings)
+    return None
 
 
 def _matrix(model: Model, columns: Mapping[str, npt.NDArray[Any]], dtype: Any) -> Any:
@@ -164,7 +211,7 @@ def _matrix(model: Model, columns: Mapping[str, npt.NDArray[Any]], dtype: Any) -
 
 def _predict_sklearn(
     model: Model, columns: Mapping[str, npt.NDArray[Any]]
-) -> tuple[npt.NDArray[Any], npt.NDArray[np.float64] | None]:
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any] | None]:
     est = model._impl
     assert model.feature_names is not None
     if getattr(est, "feature_names_in_", None) is not None:
@@ -177,11 +224,10 @@ def _predict_sklearn(
     else:
         X = _matrix(model, columns, np.float64)
     y_pred = np.asarray(est.predict(X))
-    score: npt.NDArray[np.float64] | None = None
+    proba: npt.NDArray[Any] | None = None
     if model.classes is not None and hasattr(est, "predict_proba"):
         proba = np.asarray(est.predict_proba(X), dtype=np.float64)
-        score = proba[:, 1] if proba.shape[1] == 2 else proba
-    return y_pred, score
+    return y_pred, proba
 
 
 _ONNX_DTYPES = {
@@ -195,7 +241,7 @@ _ONNX_DTYPES = {
 
 def _predict_onnx(
     model: Model, columns: Mapping[str, npt.NDArray[Any]]
-) -> tuple[npt.NDArray[Any], npt.NDArray[np.float64] | None]:
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any] | None]:
     sess = model._impl
     inputs = sess.get_inputs()
     feeds: dict[str, Any] = {}
@@ -209,35 +255,40 @@ def _predict_onnx(
         feeds[inp.name] = _matrix(model, columns, _ONNX_DTYPES.get(inp.type, np.float32))
     outputs = sess.run(None, feeds)
     y_pred = np.asarray(outputs[0]).reshape(-1)
-    score: npt.NDArray[np.float64] | None = None
-    if len(outputs) > 1:
-        raw = outputs[1]
-        if isinstance(raw, list):  # ZipMap output: one {class: probability} per row
-            keys = sorted(raw[0]) if raw else []
-            proba = np.array([[row[k] for k in keys] for row in raw], dtype=np.float64)
-        else:
-            proba = np.asarray(raw, dtype=np.float64)
-        if proba.ndim == 2 and proba.shape[1] == 2:
-            score = proba[:, 1]
-        elif proba.ndim == 2 and proba.shape[1] > 2:
-            score = proba
-    return y_pred, score
+    if len(outputs) < 2:
+        return y_pred, None
+    raw = outputs[1]
+    if isinstance(raw, list):  # ZipMap output: one {class: probability} per row
+        keys = list(model.classes) if model.classes is not None else sorted(raw[0] if raw else [])
+        first = next(iter(raw[0].values())) if raw and raw[0] else 0.0
+        pdtype: Any = first.dtype if isinstance(first, np.generic) else np.float32
+        proba = np.array([[row[k] for k in keys] for row in raw], dtype=pdtype)
+    else:
+        proba = np.asarray(raw)
+        if proba.dtype.kind != "f":
+            proba = proba.astype(np.float64)
+    return y_pred, proba
+
+
+def predict_checked(
+    model: Model, chunk: Mapping[str, npt.NDArray[Any]], *, pos_label: Any = None
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any] | None]:
+    """:meth:`Model.predict`, with the model's own failure as one-line CheckError."""
+    try:
+        return model.predict(chunk, pos_label=pos_label)
+    except (CheckError, UsageError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the model's own failure, reported plainly
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        raise CheckError(
+            f"{model.path}: prediction failed ({type(exc).__name__}: {reason})"
+        ) from None
 
 
 def predict_chunks(
-    model: Model, chunks: Iterable[Mapping[str, npt.NDArray[Any]]]
-) -> Iterator[
-    tuple[Mapping[str, npt.NDArray[Any]], npt.NDArray[Any], npt.NDArray[np.float64] | None]
-]:
+    model: Model, chunks: Iterable[Mapping[str, npt.NDArray[Any]]], *, pos_label: Any = None
+) -> Iterator[tuple[Mapping[str, npt.NDArray[Any]], npt.NDArray[Any], npt.NDArray[Any] | None]]:
     """Yield ``(chunk, y_pred, y_score)`` for every chunk, predicting batch by batch."""
     for chunk in chunks:
-        try:
-            y_pred, score = model.predict(chunk)
-        except (CheckError, UsageError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - the model's own failure, reported plainly
-            reason = str(exc).splitlines()[0] if str(exc) else ""
-            raise CheckError(
-                f"{model.path}: prediction failed ({type(exc).__name__}: {reason})"
-            ) from None
+        y_pred, score = predict_checked(model, chunk, pos_label=pos_label)
         yield chunk, y_pred, score

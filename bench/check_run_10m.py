@@ -8,7 +8,10 @@ regenerated when the row count differs), then runs in a subprocess::
         --drift-columns income,debt_ratio,age,credit_history_years,open_accounts \
         --out evidence.json
 
-and reports wall time, rows/s and the child's peak RSS (``getrusage(RUSAGE_CHILDREN)``),
+checks the evidence against an independent whole-array pass over the file (row count,
+accuracy, predicted-positive rate, ROC AUC and per-sex selection rates from pyarrow, NumPy
+and scikit-learn; a mismatch raises), and only then reports wall time, rows/s and the
+child's peak RSS (``getrusage(RUSAGE_CHILDREN)``),
 against the goal of at most 1.5 GB. Performance and fairness stream chunk by chunk; ROC AUC
 keeps the score column (8 bytes/row, split by true class). Drift (on by default: the whole
 check run) reads one column of each file at a time and compares it against a 1M-row
@@ -30,6 +33,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +62,60 @@ def ensure_data(path: Path, rows: int, *, seed: int, shift: float = 0.0, bias: f
     assert writer is not None
     writer.close()
     tmp.replace(path)
+
+
+class Mismatch(RuntimeError):
+    """The evidence disagrees with the independent computation: the timing means nothing."""
+
+
+def verify(ev: dict, data: Path, rows: int) -> list[str]:
+    """Check evidence against an independent whole-array pass over ``data``; raise if wrong.
+
+    Reads the label, prediction, score and sex columns whole with pyarrow and recomputes
+    the row count, accuracy, predicted-positive rate, ROC AUC (scikit-learn) and the
+    per-sex selection rates with NumPy: no Warden code is involved. Explicit raises, not
+    ``assert`` (``python -O`` would skip those). Returns the lines of what was checked.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    t = pq.read_table(data, columns=["repaid", "approved", "p_approve", "sex"])
+    y = t["repaid"].to_numpy()
+    p = t["approved"].to_numpy()
+    score = t["p_approve"].to_numpy()
+    sex = pc.fill_null(t["sex"], pa.scalar("missing")).to_numpy(zero_copy_only=False)
+    perf, fair = ev["performance"], ev["fairness"]["sex"]
+    expected: dict[str, float] = {
+        "data.rows": float(rows),
+        "performance.n": float(len(y)),
+        "fairness.sex.n": float(len(y)),
+        "performance.accuracy": float(np.mean(y == p)),
+        "performance.predicted_positive_rate": float(np.mean(p == 1)),
+        "performance.roc_auc": float(roc_auc_score(y, score)),
+        "fairness.sex.overall.selection_rate": float(np.mean(p == 1)),
+    }
+    got: dict[str, float | None] = {
+        "data.rows": ev["data"]["rows"],
+        "performance.n": perf["n"],
+        "fairness.sex.n": fair["n"],
+        "performance.accuracy": perf["accuracy"],
+        "performance.predicted_positive_rate": perf["predicted_positive_rate"],
+        "performance.roc_auc": perf["roc_auc"],
+        "fairness.sex.overall.selection_rate": fair["overall"]["selection_rate"],
+    }
+    names, inverse = np.unique(sex, return_inverse=True)
+    sel = np.bincount(inverse, weights=(p == 1).astype(np.float64)) / np.bincount(inverse)
+    if set(fair["groups"]) != set(names.tolist()):
+        raise Mismatch(f"sex groups: evidence {sorted(fair['groups'])}, data {names.tolist()}")
+    for g, rate in zip(names.tolist(), sel, strict=True):
+        expected[f"fairness.sex.groups.{g}.selection_rate"] = float(rate)
+        got[f"fairness.sex.groups.{g}.selection_rate"] = fair["groups"][g].get("selection_rate")
+    lines = []
+    for key, want in expected.items():
+        have = got[key]
+        if have is None or not abs(have - want) <= 1e-9 * max(1.0, abs(want)):
+            raise Mismatch(f"{key}: evidence {have!r}, independent pass {want!r}")
+        lines.append(f"  {key:<44} {want:.6f}  ok")
+    return lines
 
 
 def warden_bin() -> str:
@@ -116,6 +176,14 @@ def main() -> int:
         print("warning: peak RSS may belong to an earlier child process")
     ev = json.loads((OUT / "evidence_10m.json").read_text())
     print(" ".join(cmd[1:]).replace(str(ROOT) + "/", ""))
+    # Verify before reporting a rate: a fast wrong answer is not a result.
+    t1 = time.perf_counter()
+    checked = verify(ev, data, rows)
+    print(
+        f"evidence equals an independent NumPy/pyarrow/scikit-learn pass "
+        f"({len(checked)} values, {time.perf_counter() - t1:.1f}s, not timed):"
+    )
+    print("\n".join(checked))
     print(
         f"rows: {rows:,}  wall: {wall:.1f}s  rate: {rows / wall:,.0f} rows/s  "
         f"peak RSS: {peak / 1024**2:,.0f} MiB (goal <= {GOAL_BYTES / 1024**2:,.0f} MiB: "

@@ -22,7 +22,10 @@ from typing import Any, TextIO
 from trust.cli.main import add_command, add_group
 from trust.errors import UsageError
 
-__all__ = ["register", "render_table"]
+__all__ = ["register", "render_table", "DEFAULT_MIN_GROUP_SIZE"]
+
+#: Fairness groups with fewer rows are suppressed (reported by size, kept out of aggregates).
+DEFAULT_MIN_GROUP_SIZE = 10
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -108,9 +111,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     f.add_argument(
         "--min-group-size",
         type=int,
-        default=0,
+        default=DEFAULT_MIN_GROUP_SIZE,
         metavar="N",
-        help="report groups smaller than N by size only, outside the aggregates",
+        help="groups smaller than N (default %(default)s) are reported as suppressed, by "
+        "size only, and excluded from the aggregates: their rates are not statistically "
+        "reliable, and this keeps single-person groups out of the evidence (0 keeps all)",
     )
     f.add_argument(
         "--include-small-groups",

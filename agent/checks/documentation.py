@@ -14,16 +14,14 @@ is pure; :func:`parse_model_card` is the I/O edge.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from trust.errors import DataError, FormatError
+from agent.checks.lineage import parse_yaml_or_json, read_text_file
+from trust.errors import FormatError
 
 __all__ = ["SECTIONS", "parse_model_card", "card_sections", "documentation_evidence"]
 
@@ -124,17 +122,13 @@ def card_sections(card: str | Mapping[str, Any]) -> dict[str, bool]:
 def parse_model_card(path: str | os.PathLike[str]) -> str | dict[str, Any]:
     """Read a model card: Markdown text, or the mapping from a .yaml/.yml/.json file."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{p}: no such model card file") from None
+    text = read_text_file(p, "model card")
     if p.suffix.lower() in (".yaml", ".yml", ".json"):
-        try:
-            data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
-        except (yaml.YAMLError, json.JSONDecodeError) as exc:
-            raise FormatError(f"{p}: not valid YAML/JSON ({str(exc).splitlines()[0]})") from None
+        data = parse_yaml_or_json(text, p)
         if not isinstance(data, dict):
-            raise FormatError(f"{p}: model card must be a mapping of sections")
+            raise FormatError(
+                f"{p}: model card must be a mapping of sections, got {type(data).__name__}"
+            )
         return data
     return text
 

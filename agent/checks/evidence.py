@@ -268,10 +268,24 @@ def _columns_needed(spec: CheckSpec, model_features: Sequence[str]) -> list[str]
 
 
 def _labels_for(
-    spec: CheckSpec, values: npt.NDArray[Any], column: str, source: Path
+    spec: CheckSpec,
+    values: npt.NDArray[Any],
+    column: str,
+    source: Path,
+    classes: Sequence[str] | None = None,
+    seen: set[str] | None = None,
 ) -> npt.NDArray[Any]:
+    """Validated labels (or predictions) for the task.
+
+    Multiclass labels are compared with ``classes`` (the resolved class list, as text)
+    whenever one is set: then labels and predictions are stringified, integral floats
+    first made integers, so ``0``, ``0.0`` and ``"0"`` are the same class. ``seen``
+    collects the distinct binary values across chunks (see :func:`agent.data.binary_labels`).
+    """
     if spec.task == "binary":
-        return datamod.binary_labels(values, column=column, source=source, pos_label=spec.pos_label)
+        return datamod.binary_labels(
+            values, column=column, source=source, pos_label=spec.pos_label, seen=seen
+        )
     if spec.task == "regression":
         out = datamod.require_numeric(values, column=column, source=source)
         if np.isnan(out).any():
@@ -284,7 +298,19 @@ def _labels_for(
             raise DataError(f"{source}: column '{column}' has a missing value")
         if np.all(values == np.round(values)):
             values = values.astype(np.int64)
-    return np.array([str(v) for v in values.tolist()], dtype=object) if spec.classes else values
+    return np.array([str(v) for v in values.tolist()], dtype=object) if classes else values
+
+
+def _check_probabilities(values: npt.NDArray[np.float64], column: str, source: Path) -> None:
+    """A score column holds probabilities: no missing value, each finite and in [0, 1]."""
+    if np.isnan(values).any():
+        raise DataError(f"{source}: column '{column}' has a missing value")
+    bad = ~((values >= 0.0) & (values <= 1.0))
+    if bad.any():
+        raise DataError(
+            f"{source}: column '{column}' must hold probabilities in [0, 1], "
+            f"found {float(values[np.argmax(bad)])!r}"
+        )
 
 
 def _measure(
@@ -320,6 +346,8 @@ def _measure(
         and spec.task == "multiclass"
     ):
         classes = tuple(str(c) for c in model.classes)
+    if classes is not None:
+        classes = tuple(str(c) for c in classes)
     perf: performance.ClassificationAccumulator | performance.RegressionAccumulator
     if spec.task == "regression":
         perf = performance.RegressionAccumulator()
@@ -334,20 +362,32 @@ def _measure(
     cols = _columns_needed(spec, model.feature_names or () if model else ())
     rows = 0
     src = spec.data
+    pos_label = spec.pos_label if spec.task == "binary" else None
+    seen: set[str] = set()  # binary values met so far, label and prediction together
+    if model is not None and model.classes is not None and pos_label is not None:
+        model.positive_index(pos_label)  # refuse a pos_label the model does not know, early
     for chunk in datamod.iter_chunks(src, cols, chunk_rows=spec.chunk_rows):
-        y = _labels_for(spec, chunk[spec.label], spec.label, src)
+        y = _labels_for(spec, chunk[spec.label], spec.label, src, classes, seen)
         score: npt.NDArray[Any] | None = None
         if model is not None:
-            raw_pred, score = model.predict(chunk)
-            pred = _labels_for(spec, np.asarray(raw_pred), f"prediction of {spec.model}", src)
+            from agent.predict import predict_checked
+
+            try:
+                raw_pred, score = predict_checked(model, chunk, pos_label=pos_label)
+            except CheckError as exc:
+                if isinstance(exc, DataError):
+                    raise
+                raise CheckError(f"{src}: {exc.message}") from None
+            pred = _labels_for(
+                spec, np.asarray(raw_pred), f"prediction of {spec.model}", src, classes, seen
+            )
         else:
             assert spec.pred is not None
-            pred = _labels_for(spec, chunk[spec.pred], spec.pred, src)
+            pred = _labels_for(spec, chunk[spec.pred], spec.pred, src, classes, seen)
         if spec.score:
             parts = [datamod.require_numeric(chunk[c], column=c, source=src) for c in spec.score]
             for c, part in zip(spec.score, parts, strict=True):
-                if np.isnan(part).any():
-                    raise DataError(f"{src}: column '{c}' has a missing value")
+                _check_probabilities(part, c, src)
             score = parts[0] if len(parts) == 1 else np.column_stack(parts)
         try:
             if isinstance(perf, performance.RegressionAccumulator):

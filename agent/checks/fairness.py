@@ -17,7 +17,20 @@ Every metric is then derived from the counts, which keeps these invariants:
 * groups smaller than ``min_group_size`` rows are reported by size only and left out of
   every aggregate unless ``include_small_groups`` is set; the ``overall`` rates always use
   every row;
+* with sample weights, a group whose weights are all zero has no defined rate: its rates
+  are ``None`` and it is left out of every aggregate, as fairlearn's ``selection_rate`` gives
+  NaN and its ``difference``/``ratio`` skip NaN (fairlearn's TPR/FPR-based metrics refuse
+  such a group outright; Warden computes them over the remaining groups);
 * the evidence holds counts and rates only, never a row; NaN becomes ``None`` (JSON null).
+
+Privacy: ``min_group_size`` suppression exists for *statistical reliability* (a rate over a
+handful of rows is noise) and keeps tiny groups' counts and rates out of the evidence and
+out of the aggregates. It is **not** a privacy guarantee: a suppressed group's size is always
+reported, and when one group is suppressed its confusion counts can be recovered by
+subtracting the kept groups' counts from the overall figures (``n`` and the ``overall``
+rates determine the overall counts); with several suppressed groups, their sum can. The
+evidence is aggregates chosen by the node's operator, who decides which
+sensitive features to report; treat it as data about the people in it, not as anonymised.
 
 Intersectional group names join the values with ``|`` in feature order (``"F|north"``) and
 the feature key joins the feature names the same way (``"sex|region"``).
@@ -378,9 +391,22 @@ def fairness_metrics(
 def _kept(
     counts: FairnessCounts, min_group_size: int, include_small: bool
 ) -> npt.NDArray[np.bool_]:
+    """Groups that enter the aggregates: large enough, and with a non-zero total weight."""
+    return _large(counts, min_group_size, include_small) & _defined(counts)
+
+
+def _large(
+    counts: FairnessCounts, min_group_size: int, include_small: bool
+) -> npt.NDArray[np.bool_]:
     if include_small or min_group_size <= 0:
         return np.ones(len(counts.groups), dtype=bool)
-    return counts.rows >= min_group_size
+    return np.asarray(counts.rows >= min_group_size, dtype=bool)
+
+
+def _defined(counts: FairnessCounts) -> npt.NDArray[np.bool_]:
+    # Unweighted, every listed group has rows; weighted, an all-zero-weight group has no
+    # rate at all (fairlearn: NaN, skipped by difference/ratio), not a rate of 0.0.
+    return np.asarray(counts.counts.sum(axis=1) > 0, dtype=bool)
 
 
 def _json_num(x: float) -> float | None:
@@ -396,20 +422,22 @@ def fairness_evidence(
     confidence_z: float = _Z95,
 ) -> dict[str, Any]:
     """The evidence entry ``fairness.<feature>`` for one feature set (see the schema)."""
-    keep = _kept(counts, min_group_size, include_small_groups)
+    large = _large(counts, min_group_size, include_small_groups)
+    defined = _defined(counts)
+    keep = large & defined
     rates = _rates(counts.counts)
     dens = _denominators(counts.counts)
     overall_counts = counts.total.reshape(1, 4)
     overall = _rates(overall_counts)
     groups: dict[str, Any] = {}
     for i, g in enumerate(counts.groups):
-        small = not bool(keep[i])
+        small = not bool(large[i])
         entry: dict[str, Any] = {"n": int(counts.rows[i]), "suppressed": small}
         if not small:
             tn, fp, fn, tp = (_plain(v) for v in counts.counts[i])
             entry.update({"tp": tp, "fp": fp, "tn": tn, "fn": fn})
             for name in RATE_NAMES:
-                entry[name] = float(rates[name][i])
+                entry[name] = float(rates[name][i]) if defined[i] else None
             if not counts.weighted:
                 entry["ci"] = {
                     name: _ci(dens[name][0][i], dens[name][1][i], confidence_z)
@@ -438,7 +466,7 @@ def fairness_evidence(
         "n": int(counts.rows.sum()),
         "number_of_groups": len(counts.groups),
         "min_group_size": int(min_group_size),
-        "suppressed_groups": [g for g, k in zip(counts.groups, keep, strict=True) if not k],
+        "suppressed_groups": [g for g, k in zip(counts.groups, large, strict=True) if not k],
         "weighted": counts.weighted,
         "overall": {name: float(overall[name][0]) for name in RATE_NAMES},
     }

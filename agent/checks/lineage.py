@@ -1,15 +1,19 @@
 """Lineage and provenance: what was trained, from what, by which code, and how long ago.
 
 :func:`lineage_evidence` is pure: it takes the parsed manifest and digests computed by the
-caller. The two I/O helpers beside it are explicit: :func:`sha256_file` (streamed, constant
-memory) and :func:`load_manifest` (YAML or JSON).
+caller. The I/O helpers beside it are explicit: :func:`sha256_file` (streamed, constant
+memory), :func:`load_manifest` (YAML or JSON), and :func:`read_text_file` /
+:func:`parse_yaml_or_json`, shared with the model-card reader, which turn every unreadable
+or malformed file into a one-line error naming it.
 
 The model manifest (``manifest.yaml``) has this shape; every key is optional except where
-the policy needs it, and unknown top-level keys are errors (a typo must not hide a field)::
+the policy needs it, and unknown top-level keys are errors (a typo must not hide a field).
+Known fields are type-checked by :func:`load_manifest`; ``model.version`` and ``code.commit``
+must be strings, so quote them in YAML (unquoted, ``1.10`` would silently become ``1.1``)::
 
     model: {name: credit-risk, version: "1.4.0"}
     artifact: {path: model.onnx, sha256: <hex>}        # the model file and its digest
-    code: {commit: <git sha>, repository: <url>}
+    code: {commit: "<git sha>", repository: <url>}
     parameters: {max_depth: 6, ...}
     training_data: {source: s3://bucket/train.parquet, path: train.parquet,
                     sha256: <hex>, rows: 120000, snapshot_date: 2025-01-15}
@@ -36,7 +40,14 @@ import yaml
 
 from trust.errors import DataError, FormatError
 
-__all__ = ["sha256_file", "load_manifest", "lineage_evidence", "MANIFEST_KEYS"]
+__all__ = [
+    "sha256_file",
+    "load_manifest",
+    "lineage_evidence",
+    "MANIFEST_KEYS",
+    "read_text_file",
+    "parse_yaml_or_json",
+]
 
 MANIFEST_KEYS = frozenset(
     {"model", "artifact", "code", "parameters", "training_data", "trained_at", "explainability"}
@@ -58,30 +69,99 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-def load_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Parse a model manifest (YAML or JSON); FormatError naming the file and key if bad."""
-    p = Path(path)
+def read_text_file(path: Path, what: str) -> str:
+    """Read a small UTF-8 text file; DataError/FormatError naming the file, never a traceback."""
     try:
-        text = p.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise DataError(f"{p}: no such manifest file") from None
+        raise DataError(f"{path}: no such {what} file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, expected a {what} file") from None
+    except UnicodeDecodeError as exc:
+        raise FormatError(
+            f"{path}: {what} is not UTF-8 text (invalid byte at offset {exc.start})"
+        ) from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+
+
+def parse_yaml_or_json(text: str, path: Path) -> Any:
+    """Parse ``text`` as JSON (``.json`` suffix) or YAML; FormatError naming the file if bad."""
     try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{p}: not valid YAML/JSON ({str(exc).splitlines()[0]})") from None
+        return json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        # PyYAML raises a bare ValueError for an impossible date such as 2025-13-45.
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise FormatError(f"{path}: not valid YAML/JSON ({first})") from None
+
+
+# Expected type of each known sub-field. Versions and commits must be strings: unquoted,
+# YAML turns ``version: 1.10`` into the float 1.1 and a numeric short sha into an int.
+_STR = (str,)
+_DATE = (str, dt.date)  # dt.datetime is a dt.date
+_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "model": {"name": _STR, "version": _STR},
+    "artifact": {"path": _STR, "sha256": _STR},
+    "code": {"commit": _STR, "repository": _STR},
+    "training_data": {
+        "source": _STR,
+        "path": _STR,
+        "sha256": _STR,
+        "rows": (int,),
+        "snapshot_date": _DATE,
+    },
+}
+_QUOTE = {"model.version", "code.commit", "artifact.sha256", "training_data.sha256"}
+
+
+def _check_field(p: Path, key: str, value: Any, types: tuple[type, ...]) -> None:
+    if value is None or (isinstance(value, types) and not isinstance(value, bool)):
+        return
+    kinds = " or ".join("a date" if t is dt.date else f"a {t.__name__}" for t in types)
+    kinds = kinds.replace("a str", "a string").replace("a int", "an integer")
+    raise FormatError(
+        f"{p}: manifest field '{key}' must be {kinds}, got {type(value).__name__} {value!r}",
+        hint=f'quote it in YAML, e.g. {key.rsplit(".", 1)[-1]}: "{value}"'
+        if key in _QUOTE
+        else None,
+    )
+
+
+def load_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse a model manifest (YAML or JSON); FormatError naming the file and key if bad.
+
+    Every known field is type-checked here, so later code may trust the shapes; dates and
+    digests are also validated here so a bad value is reported with the file's name.
+    """
+    p = Path(path)
+    data = parse_yaml_or_json(read_text_file(p, "manifest"), p)
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise FormatError(f"{p}: manifest must be a mapping, got {type(data).__name__}")
-    unknown = sorted(set(data) - MANIFEST_KEYS)
+    unknown = sorted(set(map(str, data)) - MANIFEST_KEYS)
     if unknown:
         raise FormatError(
             f"{p}: unknown manifest key '{unknown[0]}'",
             hint=f"known keys: {', '.join(sorted(MANIFEST_KEYS))}",
         )
     for key in ("model", "artifact", "code", "parameters", "training_data"):
-        if key in data and not isinstance(data[key], dict):
-            raise FormatError(f"{p}: manifest key '{key}' must be a mapping")
+        if key in data and data[key] is not None and not isinstance(data[key], dict):
+            raise FormatError(
+                f"{p}: manifest key '{key}' must be a mapping, got {type(data[key]).__name__}"
+            )
+    for section, fields in _FIELDS.items():
+        for name, types in fields.items():
+            _check_field(p, f"{section}.{name}", (data.get(section) or {}).get(name), types)
+    _check_field(p, "trained_at", data.get("trained_at"), _DATE)
+    _check_field(p, "explainability", data.get("explainability"), _STR)
+    rows = (data.get("training_data") or {}).get("rows")
+    if rows is not None and rows < 0:
+        raise FormatError(f"{p}: manifest field 'training_data.rows' is negative: {rows}")
+    try:  # validate dates and digests now, while the file name is known
+        lineage_evidence(data, now=dt.datetime.now(dt.UTC))
+    except FormatError as exc:
+        raise FormatError(f"{p}: {exc.message}", hint=exc.hint) from None
     return data
 
 

@@ -17,8 +17,13 @@ Invariants:
 * accumulators merge: ``a.merge(b)`` over disjoint rows equals one pass over all rows;
 * each metric follows scikit-learn's definition, including its zero-division result
   (``0.0``), label order (sorted union of true and predicted labels), log-loss clipping at
-  ``eps`` of float64, and R²'s value for a constant target (``1.0`` if perfect, else ``0.0``);
+  ``eps`` of the scores' dtype, and R²'s value for a constant target (``1.0`` if perfect,
+  else ``0.0``);
 * an undefined metric (ROC AUC with one class present, log loss without scores) is ``None``;
+* scores are probabilities judged at their own dtype's precision (as scikit-learn does): a
+  float32 row sums to 1 within ``sqrt(eps32)``, and log loss clips at that dtype's ``eps``;
+* the target is constant exactly when its minimum equals its maximum (tracked per chunk),
+  so R² of a constant target does not depend on chunking;
 * the evidence holds aggregates only, never a row.
 """
 
@@ -163,9 +168,15 @@ class ClassificationAccumulator:
         self._cm += np.bincount(t * k + p, minlength=k * k).reshape(k, k)
         self._n += len(t)
         if y_score is not None:
-            self._add_scores(t, np.asarray(y_score, dtype=np.float64))
+            raw = np.asarray(y_score)
+            # scikit-learn judges "sums to 1" and clips at the precision of the scores' own
+            # dtype: float32 probabilities (ONNX) sum to 1 only within ~1e-7.
+            eps = float(np.finfo(raw.dtype).eps) if raw.dtype.kind == "f" else _EPS
+            self._add_scores(t, raw.astype(np.float64, copy=False), max(eps, _EPS))
 
-    def _add_scores(self, t: npt.NDArray[np.int64], s: npt.NDArray[np.float64]) -> None:
+    def _add_scores(
+        self, t: npt.NDArray[np.int64], s: npt.NDArray[np.float64], eps: float = _EPS
+    ) -> None:
         if np.isnan(s).any():
             raise CheckError("scores contain a missing value (NaN)")
         if self.task == "binary":
@@ -173,8 +184,8 @@ class ClassificationAccumulator:
                 s = s[:, 1]
             if s.ndim != 1 or len(s) != len(t):
                 raise CheckError("binary scores must be one probability per row")
-            p1 = np.clip(s, _EPS, 1 - _EPS)
-            p0 = np.clip(1.0 - s, _EPS, 1 - _EPS)
+            p1 = np.clip(s, eps, 1 - eps)
+            p0 = np.clip(1.0 - s, eps, 1 - eps)
             self._loss_sum += float(-np.sum(np.log(np.where(t == 1, p1, p0))))
         else:
             if not self._fixed:
@@ -182,9 +193,9 @@ class ClassificationAccumulator:
             k = len(self._classes)
             if s.ndim != 2 or s.shape != (len(t), k):
                 raise CheckError(f"multiclass scores must have one column per class ({k})")
-            if not np.allclose(s.sum(axis=1), 1.0, rtol=math.sqrt(_EPS)):
+            if not np.allclose(s.sum(axis=1), 1.0, rtol=math.sqrt(eps)):
                 raise CheckError("multiclass scores must be probabilities summing to 1 per row")
-            picked = np.clip(s, _EPS, 1 - _EPS)[np.arange(len(t)), t]
+            picked = np.clip(s, eps, 1 - eps)[np.arange(len(t)), t]
             self._loss_sum += float(-np.sum(np.log(picked)))
         self._scored += len(t)
         if not self.keep_scores:
@@ -348,6 +359,10 @@ class RegressionAccumulator:
         self.sum_sq = 0.0
         self.mean_y = 0.0
         self.m2_y = 0.0
+        # The target's range: "constant" must be exact, and the merged centred moment of a
+        # constant column is rounding noise (1e-30), not zero, once chunks are merged.
+        self.min_y = math.inf
+        self.max_y = -math.inf
 
     def update(self, y_true: npt.ArrayLike, y_pred: npt.ArrayLike) -> None:
         """Add one chunk of numeric targets and predictions."""
@@ -367,6 +382,8 @@ class RegressionAccumulator:
         part.mean_y = float(y.mean())
         d = y - part.mean_y
         part.m2_y = float(np.dot(d, d))
+        part.min_y = float(y.min())
+        part.max_y = float(y.max())
         self._absorb(part)
 
     def _absorb(self, o: RegressionAccumulator) -> None:
@@ -379,6 +396,8 @@ class RegressionAccumulator:
         self.n = n
         self.sum_abs += o.sum_abs
         self.sum_sq += o.sum_sq
+        self.min_y = min(self.min_y, o.min_y)
+        self.max_y = max(self.max_y, o.max_y)
 
     def merge(self, other: RegressionAccumulator) -> RegressionAccumulator:
         """A new accumulator holding both row sets."""
@@ -392,7 +411,7 @@ class RegressionAccumulator:
         if self.n == 0:
             raise CheckError("no rows to measure performance on")
         mse = self.sum_sq / self.n
-        if self.m2_y == 0.0:
+        if self.min_y == self.max_y or self.m2_y == 0.0:
             r2 = 1.0 if self.sum_sq == 0.0 else 0.0
         else:
             r2 = 1.0 - self.sum_sq / self.m2_y

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trust.cli.main import add_command, add_group
-from trust.errors import UsageError
+from trust.errors import DataError, UsageError
 
 if TYPE_CHECKING:  # the CLI imports SciPy-heavy modules only when a command runs
     from agent.checks.profile import ReferenceProfile
@@ -48,11 +48,18 @@ def _build(args: argparse.Namespace) -> int:
     types = {**{c: "cat" for c in categorical}, **{c: "num" for c in numerical}}
     if args.chunk_rows <= 0:
         raise UsageError(f"--chunk-rows must be positive, got {args.chunk_rows}")
+    out = Path(args.out)
+    if out.is_dir():  # refuse before the (possibly long) streaming pass
+        raise UsageError(
+            f"--out {out}: is a directory; give a file name, e.g. {out / 'ref.profile'}"
+        )
     profile = ReferenceProfile.build(
         iter_chunks(args.reference, columns, chunk_rows=args.chunk_rows), column_types=types
     )
-    out = Path(args.out)
-    profile.save(out)
+    try:
+        profile.save(out)
+    except OSError as exc:
+        raise DataError(f"--out {out}: cannot write profile ({exc.strerror or exc})") from None
     approx = [c.name for c in profile.columns if not c.exact]
     rows = max(c.n + c.dropped for c in profile.columns)
     print(
