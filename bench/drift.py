@@ -27,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.checks.drift import drift_evidence  # noqa: E402
+from tests.checks._evidently_oracle import evidently_drift  # noqa: E402  (the tests' oracle)
 
 N_NUM = 10
 N_CAT = 3
@@ -51,34 +52,6 @@ def make_data(n: int, shift: float, seed: int) -> dict[str, np.ndarray]:
             p = p[::-1]
         cols[f"cat{j}"] = rng.choice(levels, n, p=p / p.sum())
     return cols
-
-
-def evidently_result(ref: Any, cur: Any) -> tuple[dict[str, Any], bool]:
-    """Per-column (method, statistic, drifted) and the data-set verdict from evidently."""
-    from evidently import Report
-    from evidently.presets import DataDriftPreset
-
-    names = {
-        "K-S p_value": "ks",
-        "chi-square p_value": "chisquare",
-        "Z-test p_value": "z",
-        "Jensen-Shannon distance": "jensenshannon",
-        "Wasserstein distance (normed)": "wasserstein",
-        "PSI": "psi",
-    }
-    snap = Report([DataDriftPreset()], include_tests=True).run(cur, ref).dict()
-    cols: dict[str, Any] = {}
-    for m in snap["metrics"]:
-        cfg = m["config"]
-        if cfg["type"].endswith("ValueDrift"):
-            cols[cfg["column"]] = {"method": names[cfg["method"]], "statistic": float(m["value"])}
-    dataset = False
-    for t in snap["tests"]:
-        if t["name"].startswith("Value Drift for column "):
-            cols[t["name"][len("Value Drift for column ") :]]["drifted"] = t["status"] == "FAIL"
-        elif t["name"].startswith("Share of Drifted Columns"):
-            dataset = t["status"] == "FAIL"
-    return cols, dataset
 
 
 class Mismatch(RuntimeError):
@@ -121,8 +94,9 @@ def run(n: int) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
-        theirs, theirs_dataset = evidently_result(ref_df, cur_df)
+        result = evidently_drift(ref_df, cur_df)
         t_evidently = time.perf_counter() - t0
+    theirs, theirs_dataset = result["columns"], result["dataset_drift"]
 
     check_equal(ours, theirs, theirs_dataset)
     ratio = t_evidently / t_warden

@@ -230,12 +230,15 @@ def load_private(path: str | Path, passphrase: bytes | None = None) -> SigningKe
     return SigningKey(key)
 
 
-def load_public(path: str | Path) -> PublicKey:
-    """Load an ed25519 public key from a PEM file (a private key file yields its public half)."""
+def load_public(path: str | Path, passphrase: bytes | None = None) -> PublicKey:
+    """Load an ed25519 public key from a PEM file.
+
+    A private key file yields its public half (decrypted with ``passphrase`` if encrypted).
+    """
     p = Path(path)
     data = _read(p)
     if b"PRIVATE KEY-----" in data:
-        return load_private(p).public
+        return load_private(p, passphrase).public
     try:
         key = serialization.load_pem_public_key(data)
     except Exception as exc:  # noqa: BLE001 - the PEM parser raises assorted types on garbage

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trust import keys
-from trust.errors import KeyError_, UsageError
+from trust.errors import UsageError
 
 __all__ = [
     "PASSPHRASE_ENV",
@@ -53,17 +53,7 @@ def load_public_keys(paths: Sequence[str], args: argparse.Namespace) -> list[key
     """Public keys from PEM files: public key files, or private key files (decrypted with the
     passphrase from ``args`` when they are encrypted)."""
     passphrase = read_passphrase(args)
-    out = []
-    for p in paths:
-        try:
-            head = Path(p).read_bytes()[:4096]
-        except OSError as exc:
-            raise KeyError_(f"{p}: cannot read ({exc.strerror})") from exc
-        if b"ENCRYPTED PRIVATE KEY-----" in head:
-            out.append(keys.load_private(p, passphrase).public)
-        else:
-            out.append(keys.load_public(p))
-    return out
+    return [keys.load_public(p, passphrase) for p in paths]
 
 
 def write_atomic(path: str | Path, data: bytes, *, mode: int = 0o644) -> None:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from trust import keys
 from trust.cli._common import add_passphrase_option, read_passphrase
 from trust.cli.main import add_command, add_group
-from trust.errors import KeyError_
 
 __all__ = ["register"]
 
@@ -24,15 +22,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    try:
-        head = Path(args.file).read_bytes()[:4096]
-    except OSError as exc:
-        raise KeyError_(f"{args.file}: cannot read ({exc.strerror})") from exc
-    if b"PRIVATE KEY-----" in head:
-        public = keys.load_private(args.file, read_passphrase(args)).public
-    else:
-        public = keys.load_public(args.file)
-    _print_key(args.file, public, args.json)
+    _print_key(args.file, keys.load_public(args.file, read_passphrase(args)), args.json)
     return 0
 
 

@@ -438,6 +438,16 @@ def _parse_payload(payload: bytes, *, what: str) -> tuple[Manifest, dict[str, An
     return manifest, data, files
 
 
+def _check_envelope(envelope: dsse.Envelope, max_bytes: int, *, what: str) -> None:
+    """Size and payload type: the checks before anything in the envelope is looked at."""
+    size = len(envelope.raw) if envelope.raw is not None else len(envelope.to_json())
+    _check_size(size, max_bytes, what=what)
+    if envelope.payload_type != BUNDLE_PAYLOAD_TYPE:
+        raise FormatError(
+            f"{what}: payloadType is {envelope.payload_type!r}, expected {BUNDLE_PAYLOAD_TYPE!r}"
+        )
+
+
 @dataclass(frozen=True)
 class PolicyBundle:
     """A parsed policy bundle. Build it with :meth:`from_envelope` to trust it."""
@@ -478,13 +488,7 @@ class PolicyBundle:
         what: str = "bundle",
     ) -> PolicyBundle:
         """Verify a signed bundle against ``root`` and return it; raise on any failure."""
-        size = len(envelope.raw) if envelope.raw is not None else len(envelope.to_json())
-        _check_size(size, max_bytes, what=what)
-        if envelope.payload_type != BUNDLE_PAYLOAD_TYPE:
-            raise FormatError(
-                f"{what}: payloadType is {envelope.payload_type!r}, "
-                f"expected {BUNDLE_PAYLOAD_TYPE!r}"
-            )
+        _check_envelope(envelope, max_bytes, what=what)
         signers = root.verify_role(envelope, "policy", payload_type=BUNDLE_PAYLOAD_TYPE, what=what)
         manifest, data, files = _parse_payload(envelope.payload, what=what)
         now = now or utcnow()
@@ -523,13 +527,7 @@ class PolicyBundle:
 
         For inspection (``warden policy show``) and explicitly unverified evaluation only.
         """
-        size = len(envelope.raw) if envelope.raw is not None else len(envelope.to_json())
-        _check_size(size, max_bytes, what=what)
-        if envelope.payload_type != BUNDLE_PAYLOAD_TYPE:
-            raise FormatError(
-                f"{what}: payloadType is {envelope.payload_type!r}, "
-                f"expected {BUNDLE_PAYLOAD_TYPE!r}"
-            )
+        _check_envelope(envelope, max_bytes, what=what)
         manifest, data, files = _parse_payload(envelope.payload, what=what)
         return cls(
             manifest,
