@@ -111,6 +111,14 @@ class HubConfig:
     # Watch streams poll the database at this period (catches other hub processes).
     watch_poll_ms: int = 250
     max_workers: int = 64
+    # Open Watch streams: overall and per caller (node or operator); one more is refused
+    # with RESOURCE_EXHAUSTED. Streams are parked without a thread each (see hub/server.py).
+    max_watch_streams: int = 4096
+    max_watch_streams_per_caller: int = 16
+    # Largest audit record (envelope bytes) Append accepts; GetEntries pages are cut so a
+    # page's envelopes stay under page_bytes (at least one entry per page).
+    max_record_bytes: int = 1024 * 1024
+    page_bytes: int = 4 * 1024 * 1024
     # Processes that verify appended records' signatures (cryptography holds the GIL while
     # verifying, so threads cannot share that work); None = one per CPU, 0 = in the RPC thread.
     verify_workers: int | None = None
@@ -131,7 +139,9 @@ class HubConfig:
                 f"{self._where()}: no 'tls' section and not insecure",
                 hint="run 'warden hub init DIR' to create TLS files, or use --insecure on loopback",
             )
-        for name in ("max_batch", "max_message_bytes", "page_size", "max_workers", "clock_skew_s"):
+        for name in ("max_batch", "max_message_bytes", "page_size", "max_workers", "clock_skew_s",
+                     "max_watch_streams", "max_watch_streams_per_caller", "max_record_bytes",
+                     "page_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{self._where()}: {name} must be ≥ 1, got {getattr(self, name)}")
         if self.verify_workers is not None and self.verify_workers < 0:
@@ -187,6 +197,10 @@ _SCALARS: dict[str, type] = {
     "drain_s": float,
     "watch_poll_ms": int,
     "max_workers": int,
+    "max_watch_streams": int,
+    "max_watch_streams_per_caller": int,
+    "max_record_bytes": int,
+    "page_bytes": int,
     "verify_workers": int,
     "log_level": str,
     "enrollment_token_ttl": str,
