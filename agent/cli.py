@@ -4,6 +4,10 @@
 trust root (threshold, expiry, rollback, digests), verify the approvals, build the policy input
 from the checks' evidence, evaluate, and print the decision. Exit 0 when allowed, 1 when
 denied, 2 when no decision could be made — a CI/CD gate, like ``warden policy eval``.
+
+The evidence must be about the model version decided on: its lineage (from the manifest
+given to ``warden check run``) must name the same ``--model`` and ``--version``, else exit 2;
+evidence that names no model is used only with ``--allow-unnamed-evidence``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from trust.cli._common import add_limit_options, positive_int
 from trust.cli.main import add_command, add_group
 from trust.errors import EXIT_USER_ERROR, UsageError, WardenError
 
@@ -36,13 +41,15 @@ def _decide(args: argparse.Namespace) -> int:
     from agent.policy_input import ModelInfo, ProductionStatus, build_policy_input
     from trust.approval import Approval
     from trust.canonical import canonical_json
-    from trust.cli._common import write_atomic
+    from trust.cli._common import check_output_path, evaluation_limits, write_atomic
     from trust.policy.bundle import PolicyBundle, load_bundle_file
     from trust.policy.engine import PolicyEngine
     from trust.root import TrustRoot
     from trust.timeutil import parse_time, utcnow
 
     try:
+        if args.input_out:
+            check_output_path(args.input_out, flag="--input-out")
         now = parse_time(args.now, what="--now") if args.now else utcnow()
         root = TrustRoot.load(args.root, now=now)
         bundle = PolicyBundle.from_envelope(
@@ -74,11 +81,19 @@ def _decide(args: argparse.Namespace) -> int:
             artifact_sha256=_artifact_digest(args, evidence),
         )
         policy_input = build_policy_input(
-            evidence, model, now=now, approvals=approvals, production=production
+            evidence,
+            model,
+            now=now,
+            approvals=approvals,
+            production=production,
+            evidence_source=args.evidence,
+            allow_unnamed_evidence=args.allow_unnamed_evidence,
         )
         if args.input_out:
-            write_atomic(args.input_out, canonical_json(policy_input) + b"\n")
-        decision = PolicyEngine(bundle).evaluate(policy_input)
+            write_atomic(args.input_out, canonical_json(policy_input) + b"\n",
+                         flag="--input-out")
+        with PolicyEngine(bundle, limits=evaluation_limits(args)) as engine:
+            decision = engine.evaluate(policy_input)
     except WardenError as exc:
         # A gate must tell "denied" (1) from "could not decide" (2); neither may pass.
         print(f"error: {exc.diagnostics()}", file=sys.stderr)
@@ -128,7 +143,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     decide.add_argument("--bundle", required=True, metavar="FILE", help="signed policy bundle")
     decide.add_argument("--root", required=True, metavar="FILE", help="pinned trust root")
     decide.add_argument(
-        "--last-version", type=int, metavar="N", help="last accepted bundle version (rollback)"
+        "--last-version", type=positive_int, metavar="N",
+        help="last accepted bundle version (rollback)"
     )
     decide.add_argument("--model", required=True, metavar="NAME")
     decide.add_argument("--version", required=True, metavar="VERSION")
@@ -143,4 +159,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     decide.add_argument("--now", metavar="TIME", help="decide as of this RFC 3339 time")
     decide.add_argument("--input-out", metavar="FILE", help="also write the policy input here")
+    decide.add_argument(
+        "--allow-unnamed-evidence",
+        action="store_true",
+        help="decide even though the evidence's lineage names no model or version (no "
+        "--manifest at check time); you vouch it is about --model/--version. Evidence naming "
+        "another model or version is refused regardless",
+    )
     decide.add_argument("--format", choices=("text", "json"), default="text")
+    add_limit_options(decide)

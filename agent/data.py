@@ -6,6 +6,13 @@ validation data, and it keeps these invariants:
 * columns are read by name and only the columns asked for; a missing column is a
   :class:`~trust.errors.DataError` naming the file, the column and the columns that exist;
 * a file with no rows is a ``DataError`` (a check on nothing must not pass by default);
+* a file whose header names a column twice is a ``DataError`` naming that column, whatever
+  columns are read: which of the two a check would see is an accident of the reader;
+* only scalar columns are read: a list, struct or map column asked for is a ``DataError``
+  naming the file, the column and its type, before any row is read;
+* text must be UTF-8: a CSV header or value (or a Parquet binary value read as text) that is
+  not is a ``DataError`` naming the file, the column and the data row (counted from 1, the
+  header not counted) and showing the bytes;
 * numeric columns arrive as ``float64``/``int64``/``bool`` arrays (integers with nulls become
   ``float64`` with NaN); string and dictionary columns arrive as ``object`` arrays of ``str``
   with ``None`` for nulls;
@@ -130,9 +137,29 @@ def _csv_error(p: Path, columns: Sequence[str] | None, exc: Exception) -> DataEr
 def _csv_header(p: Path) -> list[str]:
     try:
         reader = pacsv.open_csv(p, read_options=pacsv.ReadOptions(block_size=1 << 16))
-        return list(reader.schema.names)
     except (pa.ArrowInvalid, OSError):
         return []
+    try:
+        return list(reader.schema.names)
+    except UnicodeDecodeError:  # Arrow keeps names as bytes; decoding them fails here
+        raise _header_not_utf8(p) from None
+
+
+def _header_not_utf8(p: Path) -> DataError:
+    """The header's first byte that is not UTF-8, by offset in the (decompressed) file."""
+    where = ""
+    try:
+        with pa.input_stream(str(p), compression="detect") as stream:
+            line = stream.read(1 << 16).split(b"\n", 1)[0]
+        line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        where = f" (byte 0x{line[exc.start]:02x} at offset {exc.start})"
+    except (pa.ArrowInvalid, OSError):
+        pass
+    return DataError(f"{p}: the header line is not valid UTF-8{where}", hint=_UTF8_HINT)
+
+
+_UTF8_HINT = "save the file as UTF-8, e.g. iconv -f latin1 -t utf-8 in.csv > out.csv"
 
 
 def _missing_column(p: Path | str, column: str, available: Sequence[str]) -> DataError:
@@ -153,6 +180,7 @@ def _parquet_file(p: Path) -> pq.ParquetFile:
 
 
 def _check_columns(p: Path, wanted: Sequence[str] | None, available: Sequence[str]) -> None:
+    _check_unique(p, available)
     if wanted is None:
         return
     have = set(available)
@@ -164,8 +192,82 @@ def _check_columns(p: Path, wanted: Sequence[str] | None, available: Sequence[st
         raise DataError(f"{p}: column '{sorted(dupes)[0]}' requested twice")
 
 
+def _check_unique(p: Path, names: Sequence[str]) -> None:
+    """Refuse a file that names a column twice: a reader picks one of them silently."""
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    for name, n in counts.items():
+        if n > 1:
+            where = ", ".join(str(i + 1) for i, c in enumerate(names) if c == name)
+            raise DataError(
+                f"{p}: column '{name}' appears {n} times in the header (columns {where}); "
+                "Warden cannot tell which one to read",
+                hint="rename or drop the duplicate columns",
+            )
+
+
+def _check_scalar(p: Path, schema: pa.Schema, names: Sequence[str]) -> None:
+    """Refuse a list, struct or map column before reading it: it has no single value."""
+    for name in names:
+        t = schema.field(name).type
+        if pa.types.is_nested(t):
+            raise DataError(
+                f"{p}: column '{name}' has type {t}; label, prediction, score, sensitive-"
+                "feature and drift columns must be scalar (numbers, text, booleans, dates)",
+                hint="flatten the column into scalar ones, or leave it out "
+                "(--sensitive, --drift-columns, --columns)",
+            )
+
+
+class _Unconvertible(Exception):
+    """An Arrow array this module cannot turn into values: why, and the first bad row."""
+
+    def __init__(self, reason: str, index: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.index = reason, index
+
+
 def to_numpy(array: pa.Array | pa.ChunkedArray) -> npt.NDArray[Any]:
-    """One Arrow column as NumPy, following this module's dtype rules."""
+    """One Arrow column as NumPy, following this module's dtype rules.
+
+    A nested column, or binary data that is not UTF-8 text, is a :class:`DataError`.
+    """
+    try:
+        return _to_numpy(array)
+    except _Unconvertible as exc:
+        row = "" if exc.index is None else f" (row {exc.index + 1})"
+        raise DataError(f"column {exc.reason}{row}") from None
+
+
+def _column_values(
+    p: Path, name: str, array: pa.Array | pa.ChunkedArray, first_row: int
+) -> npt.NDArray[Any]:
+    """:func:`to_numpy` for column ``name`` of ``p`` whose first row is ``first_row``."""
+    try:
+        return _to_numpy(array)
+    except _Unconvertible as exc:
+        if exc.index is None:
+            raise DataError(f"{p}: column '{name}' {exc.reason}") from None
+        raise DataError(
+            f"{p}: column '{name}', data row {first_row + exc.index + 1}: {exc.reason}",
+            hint=_UTF8_HINT,
+        ) from None
+
+
+def _first_not_utf8(array: pa.Array) -> tuple[int, bytes] | None:
+    """Index and bytes of the first value that is not UTF-8 (error path only: a loop)."""
+    for i, v in enumerate(array.to_pylist()):
+        if v is None:
+            continue
+        try:
+            v.decode("utf-8")
+        except UnicodeDecodeError:
+            return i, bytes(v)
+    return None
+
+
+def _to_numpy(array: pa.Array | pa.ChunkedArray) -> npt.NDArray[Any]:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
     t = array.type
@@ -186,9 +288,20 @@ def to_numpy(array: pa.Array | pa.ChunkedArray) -> npt.NDArray[Any]:
         return np.asarray(array.cast(pa.float64()).to_numpy(zero_copy_only=False))
     if pa.types.is_null(t):
         return np.full(len(array), None, dtype=object)
+    if pa.types.is_nested(t):  # callers check the schema first; this is the backstop
+        raise _Unconvertible(f"has type {t}; only scalar columns can be read")
     # Dates, times, binary...: hand them over as strings so that they can still serve as
     # a categorical (for example a sensitive feature), never silently as numbers.
-    return np.asarray(array.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=object)
+    try:
+        text = array.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+            bad = _first_not_utf8(array)
+            if bad is not None:
+                shown = bad[1][:40] + (b"..." if len(bad[1]) > 40 else b"")
+                raise _Unconvertible(f"value {shown!r} is not valid UTF-8 text", bad[0]) from None
+        raise _Unconvertible(f"has type {t}, which cannot be read as text ({exc})") from None
+    return np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
 
 
 def _kind(t: pa.DataType) -> ColumnKind:
@@ -199,8 +312,10 @@ def _kind(t: pa.DataType) -> ColumnKind:
     return "cat"
 
 
-def _batch_to_dict(batch: pa.RecordBatch, names: Sequence[str]) -> dict[str, npt.NDArray[Any]]:
-    return {name: to_numpy(batch.column(name)) for name in names}
+def _batch_to_dict(
+    p: Path, batch: pa.RecordBatch, names: Sequence[str], first_row: int
+) -> dict[str, npt.NDArray[Any]]:
+    return {name: _column_values(p, name, batch.column(name), first_row) for name in names}
 
 
 def iter_chunks(
@@ -225,11 +340,13 @@ def iter_chunks(
         names = list(pf.schema_arrow.names)
         _check_columns(p, columns, names)
         wanted = list(columns) if columns is not None else names
+        _check_scalar(p, pf.schema_arrow, wanted)
         try:
             for batch in pf.iter_batches(batch_size=chunk_rows, columns=wanted):
                 if batch.num_rows:
+                    part = _batch_to_dict(p, batch, wanted, total)
                     total += batch.num_rows
-                    yield _batch_to_dict(batch, wanted)
+                    yield part
         except (pa.ArrowInvalid, OSError) as exc:
             raise DataError(f"{p}: cannot read Parquet: {str(exc).splitlines()[0]}") from None
     else:
@@ -247,6 +364,8 @@ def iter_chunks(
             except StopIteration:
                 break
             except pa.ArrowInvalid as exc:
+                if "invalid UTF8" in str(exc) and (bad := _column_of(exc, header)) is not None:
+                    raise _csv_not_utf8(p, bad) from None
                 name = _int_overflow_column(exc, header)
                 if name is None or name in widened:
                     raise _csv_type_error(p, exc, header) from None
@@ -262,8 +381,9 @@ def iter_chunks(
                 skip -= drop
             for start in range(0, batch.num_rows, chunk_rows):
                 part = batch.slice(start, chunk_rows)
+                values = _batch_to_dict(p, part, wanted, total)
                 total += part.num_rows
-                yield _batch_to_dict(part, wanted)
+                yield values
     # Arrow's allocator keeps freed chunk buffers for reuse; hand them back to the system
     # so that what follows (sorting, drift) does not stack on a retained chunk-sized pool.
     pa.default_memory_pool().release_unused()
@@ -272,6 +392,20 @@ def iter_chunks(
 
 
 _CSV_COLUMN = re.compile(r"In CSV column #(\d+)")
+
+
+def _csv_not_utf8(p: Path, name: str) -> DataError:
+    """Arrow typed ``name`` as text from the first block and a later block is not UTF-8:
+    Arrow names no row, so read the column again as bytes to find it (error path only)."""
+    reader = _open_csv(p, [name], {name: pa.binary()})
+    first_row = 0
+    for batch in reader:
+        try:
+            _column_values(p, name, batch.column(0), first_row)
+        except DataError as exc:
+            return exc
+        first_row += batch.num_rows
+    return DataError(f"{p}: column '{name}' is not valid UTF-8 text", hint=_UTF8_HINT)
 
 
 def _column_of(exc: Exception, header: Sequence[str]) -> str | None:
@@ -320,13 +454,17 @@ def read_column(path: str | os.PathLike[str], name: str) -> npt.NDArray[Any]:
         return read_columns(p, [name])[name]
     pf = _parquet_file(p)
     _check_columns(p, [name], pf.schema_arrow.names)
+    _check_scalar(p, pf.schema_arrow, [name])
     rows = int(pf.metadata.num_rows)
     out: npt.NDArray[Any] | None = None
     filled = 0
+    first_row = 0  # of the row group, for errors that name a row
     parts: list[npt.NDArray[Any]] = []
     try:
         for group in range(pf.num_row_groups):
-            part = to_numpy(pf.read_row_group(group, columns=[name]).column(0))
+            column = pf.read_row_group(group, columns=[name]).column(0)
+            part = _column_values(p, name, column, first_row)
+            first_row += len(column)
             if not len(part):
                 continue
             if out is None and not parts and part.dtype.kind != "O":
@@ -380,9 +518,11 @@ class ColumnReader(Mapping[str, npt.NDArray[Any]]):
     def __init__(self, path: str | os.PathLike[str], columns: Sequence[str] | None = None) -> None:
         """Check the file and the ``columns`` (default: all, in file order) exist."""
         self.path = _check_exists(path)
-        available = list(schema_of(self.path))
+        schema = _arrow_schema(self.path)
+        available = list(schema.names)
         _check_columns(self.path, columns, available)
         self._names = tuple(columns) if columns is not None else tuple(available)
+        _check_scalar(self.path, schema, self._names)
 
     def __getitem__(self, name: str) -> npt.NDArray[Any]:
         """The whole column ``name`` as one array (read now, not cached)."""
@@ -420,12 +560,18 @@ def schema_of(path: str | os.PathLike[str]) -> dict[str, ColumnKind]:
     Integers and floats are ``"num"``; strings, dictionaries, booleans and everything else
     are ``"cat"``. For CSV the types are those Arrow infers from the first block.
     """
-    p = _check_exists(path)
+    schema = _arrow_schema(_check_exists(path))
+    return {f.name: _kind(f.type) for f in schema}
+
+
+def _arrow_schema(p: Path) -> pa.Schema:
+    """The file's Arrow schema (CSV: as inferred from the first block); names unique."""
     if file_format(p) == "parquet":
         schema = _parquet_file(p).schema_arrow
-    else:
-        schema = _open_csv(p, None).schema
-    return {f.name: _kind(f.type) for f in schema}
+        _check_unique(p, schema.names)
+        return schema
+    _check_unique(p, _csv_header(p))
+    return _open_csv(p, None).schema
 
 
 def row_count(path: str | os.PathLike[str]) -> int | None:
@@ -472,7 +618,9 @@ def binary_labels(
     With ``pos_label`` any two-valued column is accepted; ``pos_label`` becomes 1. A null,
     NaN or third value is a DataError naming the file, column and value. ``seen`` carries
     the distinct values (as text) across chunks, and columns, so that a third value in a
-    later chunk is refused too; pass the same set for every chunk.
+    later chunk is refused too; pass the same set for every chunk. The error's hint fits
+    the case: two values that are not 0/1 call for ``--pos-label``, three or more for
+    ``--task multiclass``.
     """
     if pos_label is not None:
         _check_two_values(values, column, source, seen if seen is not None else set())
@@ -488,18 +636,31 @@ def binary_labels(
             out = (values.astype(str) == str(pos_label)).astype(np.int8)
         _check_no_nulls(values, column, source)
         return np.asarray(out, dtype=np.int8)
+    out = _zero_one(values, column, source, seen)
+    if seen is not None and len(out):
+        # Which of 0/1 occurred, so that a later chunk's third value is counted as such.
+        if out.any():
+            seen.add("1")
+        if not out.all():
+            seen.add("0")
+    return out
+
+
+def _zero_one(
+    values: npt.NDArray[Any], column: str, source: str | os.PathLike[str], seen: set[str] | None
+) -> npt.NDArray[np.int8]:
     kind = values.dtype.kind
     if kind == "b":
         return values.astype(np.int8)
     if kind in "iu":
         bad = (values != 0) & (values != 1)
         if bad.any():
-            raise _not_binary(values[np.argmax(bad)], column, source)
+            raise _not_binary(values[np.argmax(bad)], column, source, values, seen)
         return values.astype(np.int8)
     if kind == "f":
         bad = ~((values == 0.0) | (values == 1.0))
         if bad.any():
-            raise _not_binary(values[np.argmax(bad)], column, source)
+            raise _not_binary(values[np.argmax(bad)], column, source, values, seen)
         return values.astype(np.int8)
     out = np.empty(len(values), dtype=np.int8)
     for i, v in enumerate(values):
@@ -512,7 +673,7 @@ def binary_labels(
         elif s in _FALSE:
             out[i] = 0
         else:
-            raise _not_binary(v, column, source)
+            raise _not_binary(v, column, source, values, seen)
     return out
 
 
@@ -552,18 +713,50 @@ def _check_no_nulls(values: npt.NDArray[Any], column: str, source: str | os.Path
         raise _not_binary(None, column, source)
 
 
-def _not_binary(value: Any, column: str, source: str | os.PathLike[str]) -> DataError:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        shown = "a missing value"
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, (float, np.floating)) and math.isnan(v))
+
+
+def _distinct_labels(values: npt.NDArray[Any], seen: set[str] | None) -> list[str]:
+    """The distinct non-missing values of a label chunk (and earlier chunks), as text;
+    ``true``/``yes``... count as ``1`` and ``false``/``no``... as ``0`` (error path only)."""
+    out = dict.fromkeys(seen or ())
+    for v in dict.fromkeys((values if values.dtype.kind == "O" else np.unique(values)).tolist()):
+        if _is_missing(v):
+            continue
+        text = _value_text(v)
+        low = text.strip().lower()
+        out.setdefault("1" if low in _TRUE else "0" if low in _FALSE else text)
+    return list(out)
+
+
+def _not_binary(
+    value: Any,
+    column: str,
+    source: str | os.PathLike[str],
+    values: npt.NDArray[Any] | None = None,
+    seen: set[str] | None = None,
+) -> DataError:
+    if _is_missing(value):
+        return DataError(
+            f"{source}: column '{column}' must be binary (0/1), found a missing value",
+            hint="every row needs a label and a prediction: drop or fill the rows without",
+        )
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    distinct = _distinct_labels(values, seen) if values is not None else []
+    if len(distinct) >= 3:
+        shown = ", ".join(repr(v) for v in distinct[:5]) + (", ..." if len(distinct) > 5 else "")
+        hint = (
+            f"the column has {len(distinct)} values "
+            f"({shown}): use --task multiclass, or map it to two values"
+        )
     else:
-        if isinstance(value, np.generic):
-            value = value.item()
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        shown = f"value {value!r}"
+        hint = "pass --pos-label to name the positive class of a two-valued column"
     return DataError(
-        f"{source}: column '{column}' must be binary (0/1), found {shown}",
-        hint="pass --pos-label to name the positive class of a two-valued column",
+        f"{source}: column '{column}' must be binary (0/1), found value {value!r}", hint=hint
     )
 
 

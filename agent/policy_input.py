@@ -11,7 +11,10 @@ Shape (``policies/input.schema.json``, schema ``warden.policy-input/v1``)::
      "now": "2026-11-26T11:00:00Z"}
 
 Invariants: the evidence is passed through unchanged (it holds aggregates only, never a row);
-an approval appears only after its envelope verified against the trust root's
+the evidence is bound to the model version decided on — its lineage must name exactly that
+model name and version (and artefact digest, when both are known), and evidence naming no
+model is used only when the caller says so explicitly (:func:`bind_evidence`); an approval
+appears only after its envelope verified against the trust root's
 ``approver:<role>`` threshold and only when it approves exactly this model version; ``now``
 is explicit, so a decision is a pure function of (bundle, input) and can be replayed.
 """
@@ -24,13 +27,14 @@ from datetime import datetime
 from typing import Any
 
 from trust.approval import Approval
-from trust.errors import FormatError
+from trust.errors import FormatError, UsageError
 from trust.timeutil import format_time
 
 __all__ = [
     "POLICY_INPUT_SCHEMA",
     "ModelInfo",
     "ProductionStatus",
+    "bind_evidence",
     "build_policy_input",
     "subject_of",
 ]
@@ -98,6 +102,53 @@ class ProductionStatus:
         return {k: getattr(self, k) for k in _PRODUCTION_FIELDS if getattr(self, k) is not None}
 
 
+def bind_evidence(
+    evidence: Mapping[str, Any],
+    model: ModelInfo,
+    *,
+    what: str = "evidence",
+    allow_unnamed: bool = False,
+) -> None:
+    """Refuse evidence that is not about ``model``: a decision must judge the version it names.
+
+    The evidence's ``lineage.model_name`` and ``lineage.model_version`` must equal the
+    model's name and version, and ``lineage.model_sha256`` its ``artifact_sha256`` when both
+    are known. Evidence that names no model, or no version, is accepted only with
+    ``allow_unnamed`` (the caller vouches for it); a *different* name, version or digest is
+    refused even then. Raises UsageError naming ``what`` and both sides.
+    """
+    lineage = evidence.get("lineage")
+    lin: Mapping[str, Any] = lineage if isinstance(lineage, Mapping) else {}
+    name, version = lin.get("model_name"), lin.get("model_version")
+    asked = f"{model.name} {model.version}"
+    hint = "decide on the model version the evidence was produced for, or re-run the checks"
+    if (name is not None and name != model.name) or (
+        version is not None and version != model.version
+    ):
+        about = f"model {name!r}" if name is not None else "an unnamed model"
+        about += f" version {version!r}" if version is not None else " (no version)"
+        raise UsageError(
+            f"{what}: evidence is about {about} (its lineage), not model {model.name!r} "
+            f"version {model.version!r} (--model/--version); refusing to decide from it",
+            hint=hint,
+        )
+    digest = lin.get("model_sha256")
+    if digest is not None and model.artifact_sha256 is not None and digest != model.artifact_sha256:
+        raise UsageError(
+            f"{what}: evidence was computed on artefact sha256 {digest}, not "
+            f"{model.artifact_sha256} (--artifact-sha256)",
+            hint=hint,
+        )
+    if (name is None or version is None) and not allow_unnamed:
+        missing = "model" if name is None else "model version"
+        raise UsageError(
+            f"{what}: evidence names no {missing} (lineage.model_name/model_version), so "
+            f"nothing ties it to {asked}",
+            hint="run 'warden check run' with --manifest naming the model and version, or "
+            "pass --allow-unnamed-evidence if you vouch that this evidence is about it",
+        )
+
+
 def build_policy_input(
     evidence: Mapping[str, Any],
     model: ModelInfo,
@@ -105,8 +156,15 @@ def build_policy_input(
     now: datetime,
     approvals: Sequence[Approval] = (),
     production: ProductionStatus | None = None,
+    evidence_source: str = "evidence",
+    allow_unnamed_evidence: bool = False,
 ) -> dict[str, Any]:
-    """Assemble the policy input. Approvals for other subjects, and rejections, are left out."""
+    """Assemble the policy input. Approvals for other subjects, and rejections, are left out.
+
+    The evidence is first bound to ``model`` (:func:`bind_evidence`; ``evidence_source``
+    names it in errors), so no caller can decide on one version from another's evidence.
+    """
+    bind_evidence(evidence, model, what=evidence_source, allow_unnamed=allow_unnamed_evidence)
     subject = subject_of(model.name, model.version)
     approval_items = [
         {"role": a.role, "key_id": key_id, "time": format_time(a.time)}

@@ -14,15 +14,18 @@ for ONNX, the input names when the graph has one input per column, else the mode
 ``feature_names`` metadata (comma-separated) — or, always, the caller's explicit list.
 
 Classes: scikit-learn's ``classes_``; for ONNX, the class labels the graph declares
-(``classlabels_*`` of its classifier or ZipMap node), so no ``--classes`` is needed.
+(``classlabels_*`` of its classifier or ZipMap node), so no ``--classes`` is needed. A
+model declaring no classes has ``classes = None``; a graph whose labels cannot be read is a
+FormatError, never "no classes", since the positive class would then be a guess.
 
 Predictions come back per chunk as ``(y_pred, y_score)``: ``y_score`` is, for a binary
 classifier, the probability of the positive class — the class equal to ``pos_label`` when
-one is given (a ``pos_label`` that is not one of the model's classes is a DataError),
-else the second class (``classes[1]``); the ``(n, K)`` probability matrix, columns in
-``classes`` order, for a multiclass one; ``None`` for a regressor or a model without
-probabilities. ONNX probabilities keep their dtype (usually float32) so that a consumer can
-judge "sums to 1" at that dtype's precision, as scikit-learn does.
+one is given (a ``pos_label`` that is not one of the model's classes is a DataError, and
+one given for a model without classes a UsageError), else the second class
+(``classes[1]``); the ``(n, K)`` probability matrix, columns in ``classes`` order, for a
+multiclass one; ``None`` for a regressor or a model without probabilities. ONNX
+probabilities keep their dtype (usually float32) so that a consumer can judge "sums to 1"
+at that dtype's precision, as scikit-learn does.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from trust.errors import CheckError, DataError, UsageError
+from trust.errors import CheckError, DataError, FormatError, UsageError
 
 __all__ = ["Model", "load_model", "predict_checked", "predict_chunks", "MODEL_SUFFIXES"]
 
@@ -68,10 +71,19 @@ class Model:
         """Column of the binary probability matrix that belongs to ``pos_label``.
 
         ``None`` means the second class. A ``pos_label`` that is not one of the model's
-        classes (compared as text, so ``1`` matches ``"1"``) is a DataError.
+        classes (compared as text, so ``1`` matches ``"1"``) is a DataError; a
+        ``pos_label`` for a model that declares no classes is a UsageError, since nothing
+        says which probability column is that class.
         """
-        if pos_label is None or self.classes is None:
+        if pos_label is None:
             return 1
+        if self.classes is None:
+            raise UsageError(
+                f"{self.path}: pos_label {str(pos_label)!r} was given, but the model declares "
+                "no classes, so its positive-class column is unknown",
+                hint="drop --pos-label, or use a model that records its classes "
+                "(scikit-learn classes_, ONNX classlabels_*)",
+            )
         names = [str(c) for c in self.classes]
         if str(pos_label) not in names:
             raise DataError(
@@ -182,20 +194,39 @@ def _load_onnx(p: Path) -> Model:
 
 
 def _onnx_classes(p: Path) -> tuple[Any, ...] | None:
-    """The class labels a classifier graph declares (its ZipMap or classifier node)."""
+    """The class labels a classifier graph declares (its ZipMap or classifier node).
+
+    ``None`` only when the graph declares none (a regressor, or a classifier without
+    labels). A graph that cannot be read, or labels that are not text, are a FormatError:
+    guessing would score the evidence on whichever class happens to come second.
+    """
     import onnx
 
     try:
         graph = onnx.load(str(p), load_external_data=False).graph
-    except Exception:  # noqa: BLE001 - onnxruntime loaded it; the labels are a bonus
-        return None
+    except Exception as exc:  # noqa: BLE001 - protobuf/onnx raise many kinds; all mean "unreadable"
+        raise FormatError(
+            f"{p}: cannot read the model graph for its class labels "
+            f"({type(exc).__name__}: {_first_line(exc)})"
+        ) from None
     for node in graph.node:
         for attr in node.attribute:
             if attr.name in ("classlabels_int64s", "classlabels_ints") and attr.ints:
                 return tuple(int(v) for v in attr.ints)
             if attr.name == "classlabels_strings" and attr.strings:
-                return tuple(v.decode("utf-8") for v in attr.strings)
+                try:
+                    return tuple(v.decode("utf-8") for v in attr.strings)
+                except UnicodeDecodeError as exc:
+                    raise FormatError(
+                        f"{p}: class labels of node {node.name or node.op_type!r} are not "
+                        f"UTF-8 text ({exc.reason} at byte {exc.start})"
+                    ) from None
     return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else ""
 
 
 def _matrix(model: Model, columns: Mapping[str, npt.NDArray[Any]], dtype: Any) -> Any:
@@ -279,9 +310,8 @@ def predict_checked(
     except (CheckError, UsageError):
         raise
     except Exception as exc:  # noqa: BLE001 - the model's own failure, reported plainly
-        reason = str(exc).splitlines()[0] if str(exc) else ""
         raise CheckError(
-            f"{model.path}: prediction failed ({type(exc).__name__}: {reason})"
+            f"{model.path}: prediction failed ({type(exc).__name__}: {_first_line(exc)})"
         ) from None
 
 

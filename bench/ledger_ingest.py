@@ -105,7 +105,7 @@ def _agent(node_id: str, seed: bytes, token: str, targets: list[str], ca: bytes,
     key = keys.SigningKey.from_seed(seed)
     records = _sign_records(node_id, key, n)
     with HubClient(targets[0], ca_cert=ca) as anon:
-        anon.enroll(node_id, key.public.raw, token)
+        anon.enroll(node_id, key, token)
     clients = [HubClient(t, ca_cert=ca, node=NodeIdentity(node_id, key), timeout=60)
                for t in targets]
     for c in clients:

@@ -36,7 +36,7 @@ SEED_INPUTS = {
     "regulatory": lambda r: {
         "model": {"explainability_provided": r.random() > 0.2, "bias_test_passed": r.random() > 0.2}
     },
-    "model.governance": lambda r: {"metrics": {"demographic_parity_difference": r.random() / 4}},
+    "model.governance": lambda r: {"fairness_metrics": {"demographic_parity_diff": r.random() / 4}},
     "model_registry": lambda r: {
         "accuracy": r.random(),
         "bias": r.random() / 10,

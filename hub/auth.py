@@ -16,8 +16,12 @@ Design (the lead copies this into ARCHITECTURE.md):
   key takes effect on the next call. The hub accepts a call time within ``clock_skew_s`` of
   its clock and remembers nonces for twice that window (per process — a replay to another
   hub process of the same request is harmless: reads are reads, and appends are idempotent).
-* **Enroll** carries its own credential (the single-use enrollment token), so it is open to
-  anonymous callers; the token check is the authentication. The gRPC health service is open.
+* **Enroll** carries its own credentials (the single-use enrollment token, and a signature by
+  the enrolling key over node id, token digest and time — proof of possession, checked by
+  :func:`hub.handlers.enroll`), so it is open to anonymous callers. The gRPC health service
+  is open.
+* **Strings** in call metadata (node id, nonce) are bounded by :mod:`hub.limits` before any
+  lookup and shown in errors only through :func:`hub.limits.shown`.
 * **Every RPC has an entry in** :data:`ACCESS`; a method missing from it is refused, so a new
   RPC is closed until someone decides who may call it.
 
@@ -38,6 +42,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from hub.config import HubConfig
+from hub.limits import MAX_CHARS, shown
 from hub.tls import hash_token
 from protos.callsig import MD_NODE, MD_NONCE, MD_SIGNATURE, MD_TIME, call_message
 from trust.errors import AccessDeniedError, SignatureError
@@ -194,8 +199,14 @@ class Authenticator:
     def _verify_node(self, method: str, md: Mapping[str, str], body: bytes) -> Principal:
         node_id = md.get(MD_NODE, "")
         nonce = md.get(MD_NONCE, "")
-        if not node_id or not nonce or len(nonce) > 128:
+        if not node_id or not nonce:
             raise UnauthenticatedError(f"node signature needs {MD_NODE} and {MD_NONCE}")
+        for field, value in (("node_id", node_id), ("nonce", nonce)):
+            if len(value) > MAX_CHARS[field]:
+                # Refused (and never echoed) before any lookup: an unauthenticated string.
+                raise UnauthenticatedError(
+                    f"{field} in call metadata is {len(value)} characters long; the limit is "
+                    f"{MAX_CHARS[field]}")
         try:
             t = int(md.get(MD_TIME, ""))
             sig = base64.b64decode(md[MD_SIGNATURE], validate=True)
@@ -208,13 +219,13 @@ class Authenticator:
                 f"(allowed ±{self._skew} s)", hint="synchronise the node's clock (NTP)")
         key = self._node_key(node_id)
         if key is None:
-            raise UnauthenticatedError(f"node {node_id!r} is not enrolled (or not active)",
+            raise UnauthenticatedError(f"node {shown(node_id)} is not enrolled (or not active)",
                                        hint="enroll it with a token from 'warden hub token create'")
         try:
             key.verify(sig, call_message(method, node_id, t, nonce, body))
         except SignatureError:
             raise UnauthenticatedError(
-                f"call signature does not verify under node {node_id!r}'s enrolled key"
+                f"call signature does not verify under node {shown(node_id)}'s enrolled key"
             ) from None
         if not self._nonces.add(node_id, nonce, now):
             raise UnauthenticatedError(f"replayed call (nonce {nonce[:12]}… already used)")

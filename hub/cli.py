@@ -12,12 +12,21 @@ Operator commands (talk to a running hub over TLS with a bearer token):
 * ``warden hub publish BUNDLE`` (compliance) — publish a signed policy bundle;
 * ``warden hub checkpoint`` — fetch the latest checkpoint and verify its signature against the
   trust root's ``hub`` role;
-* ``warden hub proof inclusion INDEX`` / ``warden hub proof consistency OLD_SIZE`` — fetch an
-  RFC 9162 proof and verify it against a verified checkpoint;
+* ``warden hub proof inclusion INDEX`` — fetch an RFC 9162 inclusion proof and verify it
+  against the verified latest checkpoint;
+* ``warden hub proof consistency --from FILE`` (a note saved by ``warden hub checkpoint``) or
+  ``OLD_SIZE`` (a size the hub stored a checkpoint of) — verify that the latest checkpoint
+  extends the earlier one. The hub signs checkpoints only at the sizes its writes end at and
+  cannot list them, so an unknown size is answered with the latest size that does exist;
 * ``warden hub entries`` (admin/compliance/auditor) — list ledger entries.
 
 Connection flags: ``--hub HOST:PORT``, ``--ca ca.crt``, ``--token-file FILE``; ``--hub-dir DIR``
 fills all three from a directory made by ``warden hub init`` (operator's token by role).
+
+Numbers on the command line are checked by argparse types (:func:`whole_number`,
+:func:`seconds`): ledger indexes and sizes are whole numbers the ledger can hold (its rows
+are signed 64-bit), timeouts positive and finite — a bad value is a usage error naming the
+argument, never a traceback from the protobuf layer.
 """
 
 from __future__ import annotations
@@ -29,10 +38,30 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from trust.cli._common import seconds, whole_number
 from trust.cli.main import add_command, add_group
-from trust.errors import ProofError, UsageError
+from trust.errors import NotFoundError, ProofError, UsageError, WardenError
 
 __all__ = ["register"]
+
+
+# Plain text (argparse prints descriptions as they are, so no reStructuredText here).
+_GROUP_DESCRIPTION = """\
+Create, run and operate a Warden hub.
+
+On the hub host (these read hub.yaml and the database directly):
+  init            CA, server certificate, hub key, operator tokens, hub.yaml
+  serve           run the gRPC service until SIGTERM
+  token create    a single-use enrollment token for a node (only its SHA-256 is stored)
+
+Operator commands (over TLS with a bearer token):
+  publish         publish a signed policy bundle (compliance)
+  checkpoint      fetch the latest checkpoint, verified against the root's 'hub' role
+  proof           fetch and verify RFC 9162 inclusion and consistency proofs
+  entries         list ledger entries
+
+Connection: --hub HOST:PORT, --ca ca.crt, --token-file FILE; or --hub-dir DIR (a directory
+made by 'warden hub init') to fill all three."""
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
@@ -92,7 +121,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _cmd_token_create(args: argparse.Namespace) -> int:
     from hub.state import create_enrollment_token
+    from trust.record import HUB_NODE_ID, check_node_id
 
+    check_node_id(args.node, what="--node")
+    if args.node == HUB_NODE_ID:
+        # The hub's own events form the ledger stream of this id; a node enrolled under it
+        # could never append and would blur who signed what.
+        raise UsageError(f"--node {HUB_NODE_ID!r} is reserved: it is the id of the hub's own "
+                         "event stream", hint="choose another node id, e.g. emea-1")
     config = _load(args)
     token, expires = create_enrollment_token(config, args.node, args.ttl)
     print(token)
@@ -184,10 +220,29 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unsigned_size(size: int, latest: int) -> NotFoundError:
+    """The error for a tree size the hub stores no checkpoint of (it signs one only at the
+    size an append, enrollment or publication ends at, and cannot list them)."""
+    return NotFoundError(
+        f"the hub stores no checkpoint of tree size {size}; the latest checkpoint has tree size "
+        f"{latest}",
+        hint="the hub signs checkpoints only at the sizes its writes end at; the latest always "
+             "exists: save it ('warden hub checkpoint > seen.note') and later prove the ledger "
+             "grew from it with 'warden hub proof consistency --from seen.note'",
+    )
+
+
 def _cmd_checkpoint(args: argparse.Namespace) -> int:
+    root, origin = _root(args), _origin(args)
     with _client(args, "auditor") as hub:
-        note = hub.get_checkpoint(args.size)
-    cp = _verified_checkpoint(_root(args), note, _origin(args), size=args.size)
+        try:
+            note = hub.get_checkpoint(args.size)
+        except NotFoundError:
+            if args.size is None:
+                raise
+            latest = _verified_checkpoint(root, hub.get_checkpoint(), origin)
+            raise _unsigned_size(args.size, latest.size) from None
+    cp = _verified_checkpoint(root, note, origin, size=args.size)
     sys.stdout.write(note.decode("utf-8"))
     print(f"verified: {cp.origin} size {cp.size} signed by the trust root's hub key",
           file=sys.stderr)
@@ -200,6 +255,11 @@ def _cmd_proof_inclusion(args: argparse.Namespace) -> int:
     root, origin = _root(args), _origin(args)
     with _client(args, "auditor") as hub:
         cp = _verified_checkpoint(root, hub.get_checkpoint(), origin)
+        if args.index >= cp.size:
+            # Asked before fetching the entry, so the answer is about INDEX, not about a
+            # GetEntries "start" the user never passed.
+            raise NotFoundError(f"INDEX {args.index} is beyond the latest checkpoint (tree size "
+                                f"{cp.size}: entries 0 to {cp.size - 1})")
         page = hub.get_entries(args.index, 1)
         proof = hub.inclusion_proof(args.index, cp.size)
     if not page.entries or page.entries[0].index != args.index:
@@ -212,19 +272,51 @@ def _cmd_proof_inclusion(args: argparse.Namespace) -> int:
     return 0
 
 
+def _saved_checkpoint(root: Any, path: str, origin: str) -> Any:
+    """The checkpoint note saved in ``path`` (e.g. by ``warden hub checkpoint > FILE``),
+    verified like one fetched from the hub; errors name the file."""
+    try:
+        note = Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read checkpoint note ({exc.strerror})") from None
+    try:
+        return _verified_checkpoint(root, note, origin)
+    except WardenError as exc:
+        raise type(exc)(f"{path}: {exc.message}", hint=exc.hint) from None
+
+
 def _cmd_proof_consistency(args: argparse.Namespace) -> int:
     from trust import merkle
 
+    if args.old_size is not None and args.from_note is not None:
+        raise UsageError("pass OLD_SIZE or --from FILE, not both")
+    if args.old_size is None and args.from_note is None:
+        raise UsageError("pass OLD_SIZE or --from FILE (a checkpoint note saved earlier)",
+                         hint="'warden hub checkpoint > seen.note' saves the latest one")
     root, origin = _root(args), _origin(args)
+    saved = None if args.from_note is None else _saved_checkpoint(root, args.from_note, origin)
     with _client(args, "auditor") as hub:
-        old = _verified_checkpoint(root, hub.get_checkpoint(args.old_size), origin,
-                                   size=args.old_size)
         new = _verified_checkpoint(root, hub.get_checkpoint(), origin)
-        proof = hub.consistency_proof(old.size, new.size)
-    merkle.verify_consistency(old.size, new.size, list(proof.hashes), old.root_hash,
-                              new.root_hash)
+        if saved is not None:
+            old = saved
+            if old.size > new.size:
+                # Checkpoint sizes only grow: a smaller latest one means a rollback or a fork.
+                raise ProofError(f"{args.from_note}: checkpoint of tree size {old.size} is "
+                                 f"larger than the hub's latest (tree size {new.size})")
+        else:
+            if args.old_size > new.size:
+                raise NotFoundError(f"OLD_SIZE {args.old_size} is beyond the latest checkpoint "
+                                    f"(tree size {new.size})")
+            try:
+                note = hub.get_checkpoint(args.old_size)
+            except NotFoundError:
+                raise _unsigned_size(args.old_size, new.size) from None
+            old = _verified_checkpoint(root, note, origin, size=args.old_size)
+        proof = (hub.consistency_proof(old.size, new.size).hashes if old.size < new.size
+                 else [])
+    merkle.verify_consistency(old.size, new.size, list(proof), old.root_hash, new.root_hash)
     print(f"checkpoint of size {old.size} is a prefix of checkpoint of size {new.size}; "
-          f"proof of {len(proof.hashes)} hashes verified")
+          f"proof of {len(proof)} hashes verified")
     return 0
 
 
@@ -247,7 +339,8 @@ def _connection_flags(p: argparse.ArgumentParser) -> None:
                    help="a directory made by 'warden hub init' (fills --hub, --ca, --token-file, "
                         "--root)")
     g.add_argument("--insecure", action="store_true", help="plaintext (loopback hubs only)")
-    g.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
+    g.add_argument("--timeout", type=seconds(), default=10.0, metavar="SECONDS",
+                   help="seconds per call (default 10)")
     p.add_argument("--root", metavar="root.json", help="trust root to verify checkpoints with")
     p.add_argument("--origin", metavar="ORIGIN",
                    help="the hub's checkpoint origin to pin (default: from --hub-dir's hub.yaml)")
@@ -261,7 +354,7 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``warden hub`` command group."""
     hub = add_group(subparsers, "hub", "run and operate the central hub",
-                    description=__doc__.split("\n\n")[0] if __doc__ else None)
+                    description=_GROUP_DESCRIPTION)
 
     p = add_command(hub, "init", _cmd_init,
                     "create a hub directory: CA, TLS certificate, hub key, tokens, hub.yaml",
@@ -302,23 +395,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = add_command(hub, "checkpoint", _cmd_checkpoint,
                     "fetch the latest (or a given size's) checkpoint and verify it",
                     "warden hub checkpoint --hub-dir ./hub --root root.json")
-    p.add_argument("--size", type=int, help="a stored checkpoint of this tree size")
+    p.add_argument("--size", type=whole_number(1), metavar="N",
+                   help="the stored checkpoint of this tree size")
     _connection_flags(p)
 
     proof = add_group(hub, "proof", "fetch and verify Merkle proofs")
     p = add_command(proof, "inclusion", _cmd_proof_inclusion,
                     "verify that ledger entry INDEX is in the latest checkpoint",
                     "warden hub proof inclusion 42 --hub-dir ./hub")
-    p.add_argument("index", type=int, metavar="INDEX")
+    p.add_argument("index", type=whole_number(0), metavar="INDEX")
     _connection_flags(p)
     p = add_command(proof, "consistency", _cmd_proof_consistency,
-                    "verify that the checkpoint of OLD_SIZE is a prefix of the latest one",
-                    "warden hub proof consistency 10 --hub-dir ./hub")
-    p.add_argument("old_size", type=int, metavar="OLD_SIZE")
+                    "prove the latest checkpoint extends an earlier one (--from FILE or OLD_SIZE)",
+                    "warden hub checkpoint --hub-dir ./hub > seen.note    # today\n"
+                    "  warden hub proof consistency --from seen.note --hub-dir ./hub    # later")
+    p.add_argument("old_size", type=whole_number(1), metavar="OLD_SIZE", nargs="?",
+                   help="a tree size the hub stored a checkpoint of")
+    p.add_argument("--from", dest="from_note", metavar="FILE",
+                   help="a checkpoint note saved earlier ('warden hub checkpoint > FILE')")
     _connection_flags(p)
 
     p = add_command(hub, "entries", _cmd_entries, "list ledger entries as JSON lines",
                     "warden hub entries --hub-dir ./hub --start 0 --limit 20")
-    p.add_argument("--start", type=int, default=0)
-    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--start", type=whole_number(0), default=0, metavar="INDEX",
+                   help="first entry index (default 0)")
+    p.add_argument("--limit", type=whole_number(1), default=100, metavar="N",
+                   help="at most this many entries (default 100; the hub caps a page)")
     _connection_flags(p)

@@ -10,7 +10,13 @@ Invariants:
   unknown ``WARDEN_HUB_*`` variable (a typo there would otherwise be silently ignored).
 * Relative paths in the file are resolved against the file's directory, so a hub directory
   made by ``warden hub init`` can be moved as a whole.
+* The file is UTF-8 YAML read by :func:`trust.strict_yaml.load`: a key said twice, or bytes
+  that are not UTF-8, are a :class:`ConfigError` naming the file (and the line or byte offset).
 * ``insecure`` (plaintext gRPC) is only accepted on a loopback listen address.
+* ``database`` is SQLite (a ``sqlite:///`` URL or a plain path) or PostgreSQL: anything else
+  is refused when the config is built, not when the first connection is tried.
+* ``clock_skew_s`` is at most :data:`MAX_CLOCK_SKEW_S` (a day): a larger window would let a
+  captured signed call be replayed for that long.
 * Operator tokens are never stored: only their SHA-256 (they are 256-bit random strings, so a
   fast hash is enough — there is nothing to brute-force).
 
@@ -29,6 +35,7 @@ Example ``hub.yaml``::
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -36,19 +43,21 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from protos.client import is_loopback
+from trust import strict_yaml
 from trust.checkpoint import check_name
 from trust.errors import ConfigError, FormatError
 from trust.timeutil import parse_duration
 
 __all__ = [
+    "DATABASE_SCHEMES",
     "ENV_PREFIX",
+    "MAX_CLOCK_SKEW_S",
     "HubConfig",
     "OperatorToken",
     "Role",
     "TlsFiles",
+    "check_database",
     "check_origin",
     "load_config",
     "is_loopback",
@@ -58,6 +67,10 @@ ENV_PREFIX = "WARDEN_HUB_"
 DEFAULT_DATABASE = "sqlite:///ledger.db"
 DEFAULT_HUB_KEY = Path("hub.key")
 DEFAULT_TRUST_ROOT = Path("root.json")
+# Per-call signatures are accepted this far from the hub's clock (and nonces kept this long).
+MAX_CLOCK_SKEW_S = 24 * 3600
+# URL schemes hub/db.py can open (a value without "://" is a SQLite file path).
+DATABASE_SCHEMES = frozenset({"sqlite", "postgres", "postgresql", "postgresql+psycopg"})
 
 
 class Role(StrEnum):
@@ -128,6 +141,7 @@ class HubConfig:
 
     def __post_init__(self) -> None:
         check_origin(self.origin, where=self._where())
+        check_database(self.database, where=self._where())
         if self.insecure and not is_loopback(self.listen):
             raise ConfigError(
                 f"insecure (plaintext) mode is only allowed on a loopback address, "
@@ -144,6 +158,15 @@ class HubConfig:
                      "page_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{self._where()}: {name} must be ≥ 1, got {getattr(self, name)}")
+        if self.clock_skew_s > MAX_CLOCK_SKEW_S:
+            raise ConfigError(
+                f"{self._where()}: clock_skew_s must be between 1 and {MAX_CLOCK_SKEW_S} "
+                f"seconds (one day), got {self.clock_skew_s}",
+                hint="the default is 300; keep the hosts' clocks in sync with NTP instead",
+            )
+        if not math.isfinite(self.drain_s) or self.drain_s < 0:
+            raise ConfigError(f"{self._where()}: drain_s must be a finite number of seconds ≥ 0, "
+                              f"got {self.drain_s}")
         if self.verify_workers is not None and self.verify_workers < 0:
             raise ConfigError(f"{self._where()}: verify_workers must be ≥ 0, got "
                               f"{self.verify_workers}")
@@ -180,6 +203,20 @@ def check_origin(origin: str, *, where: str) -> str:
             "(it is the checkpoint key name)",
             hint="use a name like hub.example.com/ledger",
         ) from None
+
+
+def check_database(url: str, *, where: str) -> str:
+    """``url`` if the hub can store its ledger there: SQLite or PostgreSQL (see hub/db.py).
+
+    Raises :class:`ConfigError` naming ``where`` and the URL otherwise, so a wrong URL is
+    refused by ``warden hub init`` and at start-up rather than at the first connection.
+    """
+    if "://" in url and url.split("://", 1)[0].lower() not in DATABASE_SCHEMES:
+        raise ConfigError(
+            f"{where}: database {url!r}: only sqlite and postgresql are supported",
+            hint="use sqlite:///ledger.db or postgresql+psycopg://user@host/db",
+        )
+    return url
 
 
 _SCALARS: dict[str, type] = {
@@ -308,6 +345,25 @@ def _from_mapping(
     return values
 
 
+def _read_text(source: Path) -> str:
+    """The config file's text; it must be UTF-8 (the encoding ``warden hub init`` writes)."""
+    try:
+        raw = source.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: no such config file",
+                          hint="create one with 'warden hub init DIR'") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{source}: is a directory, not a config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read ({exc.strerror})") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = raw[exc.start:exc.end]
+        raise ConfigError(f"{source}: not UTF-8 text (byte offset {exc.start}: {bad!r})",
+                          hint="save the file as UTF-8") from None
+
+
 def load_config(
     path: str | Path | None = None,
     *,
@@ -324,17 +380,7 @@ def load_config(
     base: Path | None = None
     if path is not None:
         source = Path(path)
-        try:
-            text = source.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"{source}: no such config file",
-                              hint="create one with 'warden hub init DIR'") from None
-        except OSError as exc:
-            raise ConfigError(f"{source}: cannot read ({exc.strerror})") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{source}: not valid YAML ({exc})") from None
+        data = strict_yaml.load(_read_text(source), source=str(source), error=ConfigError)
         if data is None:
             data = {}
         if not isinstance(data, Mapping):

@@ -15,20 +15,32 @@ Invariants kept here (on top of the store's append rules):
   hub's own copy of the trust root (threshold, digests, expiry) and it is not older than the
   stored version; an approval only after :meth:`Approval.from_envelope` verified it;
 * a key rotation is accepted only when signed by the node's current key (checked by the store)
-  *and* by the new key (proof of possession, checked here).
+  *and* by the new key (proof of possession, checked here);
+* an enrollment is accepted only when signed by the enrolled key over node id, token digest
+  and a time within ``clock_skew_s`` (:func:`protos.callsig.enroll_message`), checked before
+  the store consumes the token, so a refused enrollment leaves the token usable;
+* every string from a request is bounded (:mod:`hub.limits`) before it reaches the store or
+  an error message, and errors show callers' values only through :func:`hub.limits.shown`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from hub.ledger.store import ApprovalRecord, Entry, PolicyRecord, StoredCheckpoint
+from hub.limits import bounded, bounded_optional, shown
 from hub.state import HubState
 from hub.tls import hash_token
+from protos.callsig import enroll_message
 from trust import dsse
 from trust.approval import Approval
-from trust.errors import FormatError, NotFoundError, SignatureError, UsageError
+from trust.errors import (
+    EnrollmentError,
+    FormatError,
+    NotFoundError,
+    SignatureError,
+    UsageError,
+)
 from trust.keys import PublicKey
 from trust.policy.bundle import DEFAULT_MAX_BYTES, PolicyBundle
 from trust.record import check_node_id, rotation_message
@@ -48,7 +60,6 @@ __all__ = [
     "publish",
     "rotate_key",
     "submit_approval",
-    "watch_policies",
 ]
 
 
@@ -106,13 +117,19 @@ def checkpoint(state: HubState, tree_size: int | None) -> StoredCheckpoint:
     return cp
 
 
+# Bytes a GetEntries reply needs beside its envelopes (per-entry fields, the ledger size).
+_REPLY_FRAMING = 64 * 1024
+
+
 def entries(state: HubState, start: int, limit: int | None) -> tuple[list[Entry], int]:
     """A page of entries from ``start`` and the ledger size."""
     page = state.config.page_size if not limit else min(limit, state.config.page_size)
     size = state.store.size()
-    if start > size:
-        raise NotFoundError(f"start {start} is beyond the end of the ledger (size {size})")
-    return state.store.entries(start, min(start + page, size)), size
+    if start > size:  # start == size is an empty page: "nothing new yet" for a follower
+        raise NotFoundError(f"start {start} is beyond the ledger of size {size}")
+    # A page must fit in one reply whatever page_bytes says: leave room for the framing.
+    budget = min(state.config.page_bytes, state.config.max_message_bytes - _REPLY_FRAMING)
+    return state.store.entries(start, min(start + page, size), max_bytes=max(budget, 1)), size
 
 
 def _latest_size(state: HubState) -> int:
@@ -123,11 +140,19 @@ def inclusion_proof(
     state: HubState, index: int, tree_size: int | None
 ) -> tuple[int, bytes, list[bytes]]:
     """(tree size, leaf hash, proof) for entry ``index``; default size: latest checkpoint."""
+    ledger = state.store.size()
+    if tree_size is not None and tree_size > ledger:
+        raise NotFoundError(f"tree_size {tree_size} is beyond the ledger of size {ledger}")
+    if index >= ledger:
+        raise NotFoundError(f"index {index} is beyond the ledger of size {ledger}")
     size = _latest_size(state) if tree_size is None else tree_size
     if not 0 <= index < size:
-        raise NotFoundError(f"entry {index} is not in a tree of size {size}")
-    if size > state.store.size():
-        raise NotFoundError(f"tree size {size} is beyond the ledger (size {state.store.size()})")
+        if tree_size is None:
+            raise NotFoundError(f"index {index} is not yet covered by a checkpoint (latest "
+                                f"checkpoint size {size}, ledger size {ledger})",
+                                hint="retry once the hub signs its next checkpoint")
+        raise NotFoundError(f"index {index} is not in the tree of size {size}",
+                            hint=f"ask for a tree_size above {index}")
     return size, state.store.entry(index).leaf_hash, state.store.inclusion_proof(index, size)
 
 
@@ -135,28 +160,68 @@ def consistency_proof(
     state: HubState, old_size: int, new_size: int | None
 ) -> tuple[int, list[bytes]]:
     """(new size, proof) from ``old_size``; default new size: latest checkpoint."""
-    new = _latest_size(state) if new_size is None else new_size
     if old_size < 1:
         raise UsageError("old_size must be ≥ 1 (every tree extends the empty one)")
-    if not old_size <= new <= state.store.size():
-        raise NotFoundError(
-            f"need 1 ≤ old_size ({old_size}) ≤ new_size ({new}) ≤ ledger size "
-            f"({state.store.size()})")
+    ledger = state.store.size()
+    if old_size > ledger:
+        raise NotFoundError(f"old_size {old_size} is beyond the ledger of size {ledger}")
+    if new_size is not None and new_size > ledger:
+        raise NotFoundError(f"new_size {new_size} is beyond the ledger of size {ledger}")
+    new = _latest_size(state) if new_size is None else new_size
+    if old_size > new:
+        if new_size is None:
+            raise NotFoundError(f"old_size {old_size} is not yet covered by a checkpoint "
+                                f"(latest checkpoint size {new}, ledger size {ledger})",
+                                hint="retry once the hub signs its next checkpoint")
+        raise UsageError(f"old_size {old_size} is larger than new_size {new}")
     return new, state.store.consistency_proof(old_size, new)
 
 
 # -- enrollment ------------------------------------------------------------------------------
 
 
-def enroll(state: HubState, node_id: str, public_key: bytes, token: str) -> Enrolled:
-    """Enroll a node with a single-use token; the hub signs an enrollment entry."""
-    nid = check_node_id(node_id, what="node_id")
+def enroll(
+    state: HubState,
+    node_id: str,
+    public_key: bytes,
+    token: str,
+    *,
+    signed_at: int,
+    signature: bytes,
+    agent_version: str = "",
+) -> Enrolled:
+    """Enroll a node with a single-use token; the hub signs an enrollment entry.
+
+    ``signature`` is the enrolling key's proof of possession over
+    :func:`protos.callsig.enroll_message` at unix time ``signed_at``. Everything is checked
+    before the store sees the token, so any refusal leaves the token unused.
+    """
+    nid = check_node_id(bounded("node_id", node_id), what="node_id")
+    bounded("token", token)
+    bounded("agent_version", agent_version)  # not stored: bounded so it is never echoed
     key = PublicKey(public_key) if len(public_key) == 32 else None
     if key is None:
         raise FormatError(f"public_key must be 32 raw ed25519 bytes, got {len(public_key)}")
     if not token:
         raise UsageError("an enrollment token is required",
                          hint="create one with 'warden hub token create --node NODE'")
+    if not signature:
+        raise SignatureError(
+            f"enrollment of {nid!r} carries no signature by the enrolling key (proof of "
+            "possession)", hint="enroll with a current Warden client: it signs the request")
+    skew = state.config.clock_skew_s
+    drift = int(state.now().timestamp()) - signed_at
+    if abs(drift) > skew:
+        raise EnrollmentError(
+            f"enrollment of {nid!r} was signed at {signed_at}, {drift} s away from the hub "
+            f"clock (allowed ±{skew} s)", hint="synchronise the node's clock (NTP)")
+    try:
+        key.verify(signature, enroll_message(nid, key, token, signed_at))
+    except SignatureError:
+        raise SignatureError(
+            f"enrollment of {nid!r}: the signature does not verify under the submitted public "
+            f"key {key.key_id[:16]}… for this node, token and time (proof of possession)"
+        ) from None
     idx = state.store.register_node(nid, key, now=state.now(), token_sha256=hash_token(token),
                                     checkpoint=state.checkpoint_signer)
     return Enrolled(idx, state.store.entry(idx).envelope, state.checkpoint_covering(idx + 1))
@@ -191,6 +256,8 @@ def heartbeat(
     policy_version: int | None,
 ) -> int | None:
     """Record liveness; return the latest version of the node's policy (if any)."""
+    bounded("agent_version", agent_version)
+    bounded_optional("policy_name", policy_name)
     state.store.record_heartbeat(node_id, now=state.now(), agent_version=agent_version,
                                  policy_name=policy_name, policy_version=policy_version)
     latest = state.store.latest_policy(policy_name)
@@ -221,10 +288,11 @@ def publish(state: HubState, envelope: bytes) -> PolicyRecord:
 
 def get_policy(state: HubState, name: str | None, version: int | None) -> PolicyRecord:
     """The latest bundle of ``name`` (or of any name), or a given version."""
+    bounded_optional("name", name)
     if version is None:
         record = state.store.latest_policy(name)
         if record is None:
-            raise NotFoundError(f"no policy bundle{' named ' + repr(name) if name else ''} "
+            raise NotFoundError(f"no policy bundle{' named ' + shown(name) if name else ''} "
                                 "has been published")
         return record
     if name is None:
@@ -235,57 +303,14 @@ def get_policy(state: HubState, name: str | None, version: int | None) -> Policy
     return state.store.get_policy(name, version)
 
 
-def _newer(state: HubState, name: str | None, sent: dict[str, int]) -> list[PolicyRecord]:
-    if name is not None:
-        latest = state.store.latest_policy(name)
-        candidates = [] if latest is None else [latest]
-    else:
-        best: dict[str, PolicyRecord] = {}
-        for rec in state.store.policies():
-            if rec.name not in best or rec.version > best[rec.name].version:
-                best[rec.name] = rec
-        candidates = sorted(best.values(), key=lambda r: r.ledger_idx)
-    return [r for r in candidates if r.version > sent.get(r.name, 0)]
-
-
-def watch_policies(
-    state: HubState, name: str | None, after_version: int | None, is_active: Callable[[], bool]
-) -> Iterator[PolicyRecord]:
-    """Yield the current bundle(s) newer than ``after_version``, then each new publication.
-
-    Ends when the hub stops or ``is_active()`` turns false (the client went away).
-    """
-    sent: dict[str, int] = {}
-    if after_version is not None and name is not None:
-        sent[name] = after_version
-    elif after_version is not None:
-        sent = _AllNames(after_version)
-    generation = state.feed.generation
-    while not state.stopping.is_set() and is_active():
-        for record in _newer(state, name, sent):
-            sent[record.name] = record.version
-            yield record
-        generation = state.feed.wait(generation, timeout=1.0)
-
-
-class _AllNames(dict[str, int]):
-    """Watch of every name with one ``after_version``: missing names default to it."""
-
-    def __init__(self, default: int) -> None:
-        super().__init__()
-        self._default = default
-
-    def get(self, key: str, default: int | None = None) -> int:  # type: ignore[override]
-        """The last version sent for ``key``, else the caller's ``after_version``."""
-        return super().get(key, self._default)
-
-
 # -- approvals -------------------------------------------------------------------------------
 
 
 def submit_approval(state: HubState, envelope: bytes) -> tuple[Approval, ApprovalRecord]:
     """Verify an approval against the hub's root and record it."""
     approval = Approval.from_envelope(envelope, state.root)
+    # Signed by an approver, but still a string on its way to storage and to every List.
+    bounded("subject", approval.subject)
     record = state.store.add_approval(approval.role, approval.subject, envelope, now=state.now(),
                                       checkpoint=state.checkpoint_signer)
     state.checkpoint_covering(record.ledger_idx + 1)
@@ -296,5 +321,7 @@ def approvals(
     state: HubState, role: str | None, subject: str | None, limit: int | None
 ) -> list[ApprovalRecord]:
     """The most recent approvals (oldest first), optionally filtered."""
+    bounded_optional("role", role)
+    bounded_optional("subject", subject)
     n = state.config.page_size if not limit else min(limit, state.config.page_size)
     return state.store.approvals(subject=subject, role=role)[-n:]

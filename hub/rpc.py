@@ -1,7 +1,12 @@
 """The hub's RPC plumbing: raw-bytes handlers, authentication, error mapping, access logs.
 
-Every method is registered through :func:`service_handler`, which wraps a plain endpoint
-``(principal, request, context) -> response`` so that, in this order:
+The server is ``grpc.aio``: one event loop multiplexes every call, so an open Watch stream
+costs a coroutine, not a thread. Blocking work never runs on the loop: each call's
+authentication (a database lookup and a signature check), parsing, endpoint and reply
+serialization run in the hub's bounded worker pool (:class:`Runtime`).
+
+Every method is registered through :func:`service_handler`, which wraps an endpoint so
+that, in this order:
 
 1. the request arrives as the exact bytes the client sent (no deserializer), so the node call
    signature is checked over those bytes (:mod:`protos.callsig`) — never over a re-encoding;
@@ -10,34 +15,75 @@ Every method is registered through :func:`service_handler`, which wraps a plain 
 4. the endpoint runs; a :class:`~trust.errors.WardenError` becomes a status code through the
    one table in :mod:`protos.errors`; anything else is logged with its traceback and becomes
    a bare ``INTERNAL`` (no internals leak to the caller);
-5. one JSON access-log line records method, caller, status and duration.
+5. the reply is serialized here and measured: one over ``max_message_bytes`` fails the call
+   with ``RESOURCE_EXHAUSTED`` naming its size (gRPC would otherwise drop it after the log
+   said OK);
+6. one JSON access-log line records method, caller, status and duration — the status the
+   caller actually gets.
 
-Servicers therefore never repeat auth or error handling, and there is no way to register a
-method that skips them.
+Two kinds of endpoint exist. A unary :data:`Endpoint` is plain synchronous code run in a
+worker thread; its context is read-only (metadata, peer) because the call belongs to the
+loop. A server-streaming :data:`StreamEndpoint` is an async generator run on the loop; it
+must hand blocking work to the pool itself (as :mod:`hub.watch` does). Servicers therefore
+never repeat auth or error handling, and there is no way to register a method that skips them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import inspect
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, NoReturn, cast
 
 import grpc
+import grpc.aio
 from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from hub.auth import Authenticator, Principal
 from protos.errors import MD_ERROR, MD_EXPECTED_SEQ, status_of
-from trust.errors import FormatError, SequenceGapError, WardenError
+from trust.errors import FormatError, LimitExceededError, SequenceGapError, WardenError
 
-__all__ = ["Endpoint", "service_handler"]
+__all__ = [
+    "AioContext",
+    "Endpoint",
+    "ResourceLimitError",
+    "Runtime",
+    "StreamEndpoint",
+    "service_handler",
+]
 
 log = logging.getLogger("warden.hub.rpc")
 
+AioContext = grpc.aio.ServicerContext[Any, Any]
+"""The context of a call on the event loop (streaming endpoints get it)."""
+
 Endpoint = Callable[[Principal, Any, grpc.ServicerContext], Any]
-"""A plain handler: authenticated principal, parsed request, context → response (or iterator)."""
+"""A unary handler, run in a worker thread: principal, parsed request, context → response.
+
+The context only answers ``invocation_metadata()`` and ``peer()``; errors are raised as
+:class:`~trust.errors.WardenError`, never by aborting the context."""
+
+StreamEndpoint = Callable[[Principal, Any, AioContext], AsyncGenerator[Message | bytes, None]]
+"""A server-streaming handler: an async generator of messages (or their serialized bytes)."""
+
+
+class ResourceLimitError(LimitExceededError):
+    """A hub limit was reached (a stream cap, a reply size): ``RESOURCE_EXHAUSTED``."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the plumbing needs besides auth: the worker pool and the reply size limit."""
+
+    executor: Executor
+    max_message_bytes: int
 
 
 def _wire_name(exc: WardenError) -> str:
@@ -48,12 +94,13 @@ def _wire_name(exc: WardenError) -> str:
     return "WardenError"
 
 
-def _abort(context: grpc.ServicerContext, exc: WardenError) -> None:
+async def _abort(context: AioContext, exc: WardenError) -> NoReturn:
     trailing = [(MD_ERROR, _wire_name(exc))]
     if isinstance(exc, SequenceGapError):
         trailing.append((MD_EXPECTED_SEQ, str(exc.expected)))
     context.set_trailing_metadata(tuple(trailing))
-    context.abort(status_of(exc), exc.message)
+    await context.abort(status_of(exc), exc.message)
+    raise AssertionError("unreachable: abort raises")
 
 
 def _log(method: str, principal: Principal | None, code: str, start: float, **extra: Any) -> None:
@@ -71,61 +118,124 @@ def _log(method: str, principal: Principal | None, code: str, start: float, **ex
     )
 
 
+class _ThreadContext:
+    """The read-only view of a call that a unary endpoint gets in its worker thread."""
+
+    def __init__(self, metadata: Sequence[tuple[str, str | bytes]], peer: str) -> None:
+        self._metadata = tuple(metadata)
+        self._peer = peer
+
+    def invocation_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
+        """The call's metadata, as the client sent it."""
+        return self._metadata
+
+    def peer(self) -> str:
+        """The client's address."""
+        return self._peer
+
+
+class _Call:
+    """One call's progress, shared between the loop and the worker thread that serves it."""
+
+    def __init__(self, method: str, request_cls: type[Message], auth: Authenticator,
+                 context: AioContext) -> None:
+        self.method = method
+        self.start = time.monotonic()
+        self.principal: Principal | None = None
+        self._request_cls = request_cls
+        self._auth = auth
+        metadata = [(str(k), v) for k, v in (context.invocation_metadata() or ())]
+        self.context = _ThreadContext(metadata, context.peer())
+
+    def authenticate(self, raw: bytes) -> tuple[Principal, Message]:
+        """Identify the caller (remembered for the log) and parse the request (worker thread)."""
+        principal = self._auth.authenticate(self.method, self.context.invocation_metadata(), raw)
+        self.principal = principal
+        return principal, _parse(self._request_cls, raw, self.method)
+
+    def log(self, code: str, **extra: Any) -> None:
+        """The call's access-log line."""
+        _log(self.method, self.principal, code, self.start, **extra)
+
+
+def _encode(method: str, item: Message | bytes, limit: int) -> bytes:
+    body = item if isinstance(item, bytes) else item.SerializeToString()
+    if len(body) > limit:
+        raise ResourceLimitError(
+            f"{method}: the reply is {len(body)} bytes, over the hub's max_message_bytes {limit}",
+            hint="ask for less (a smaller limit or page)")
+    return body
+
+
+async def _fail(call: _Call, context: AioContext, exc: BaseException, **extra: Any) -> NoReturn:
+    """Log and end the call with the status ``exc`` maps to; re-raise what is not ours."""
+    if isinstance(exc, grpc.aio.AbortError):
+        raise exc  # the call already ended with its status
+    if isinstance(exc, asyncio.CancelledError):
+        call.log("CANCELLED", **extra)
+        raise exc
+    if isinstance(exc, WardenError):
+        call.log(status_of(exc).name, error=exc.message, **extra)
+        await _abort(context, exc)
+    if isinstance(exc, Exception):
+        log.error("internal error in %s", call.method, exc_info=exc)
+        call.log("INTERNAL", **extra)
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error (see hub log)")
+    raise exc
+
+
 def _unary(
-    method: str, request_cls: type[Message], endpoint: Endpoint, auth: Authenticator
-) -> Callable[[bytes, grpc.ServicerContext], Message]:
-    def behavior(raw: bytes, context: grpc.ServicerContext) -> Message:
-        start = time.monotonic()
-        principal: Principal | None = None
+    method: str, request_cls: type[Message], endpoint: Endpoint, auth: Authenticator,
+    runtime: Runtime,
+) -> Callable[[bytes, AioContext], Coroutine[Any, Any, bytes]]:
+    def serve(call: _Call, raw: bytes) -> bytes:  # in a worker thread
+        principal, request = call.authenticate(raw)
+        # Endpoints are typed for grpc.ServicerContext; they get the read-only view, so an
+        # attempt to abort from a thread fails loudly (INTERNAL) instead of racing the loop.
+        response = endpoint(principal, request, cast(grpc.ServicerContext, call.context))
+        return _encode(method, response, runtime.max_message_bytes)
+
+    async def behavior(raw: bytes, context: AioContext) -> bytes:
+        call = _Call(method, request_cls, auth, context)
         try:
-            principal = auth.authenticate(method, context.invocation_metadata(), raw)
-            request = _parse(request_cls, raw, method)
-            response: Message = endpoint(principal, request, context)
-        except WardenError as exc:
-            _log(method, principal, status_of(exc).name, start, error=exc.message)
-            _abort(context, exc)
-            raise AssertionError("unreachable: abort raises") from exc
-        except Exception:
-            if context.code() is not None:  # type: ignore[attr-defined]  # endpoint aborted
-                raise
-            log.exception("internal error in %s", method)
-            _log(method, principal, "INTERNAL", start)
-            context.abort(grpc.StatusCode.INTERNAL, "internal error (see hub log)")
-            raise
-        _log(method, principal, "OK", start)
-        return response
+            body = await asyncio.get_running_loop().run_in_executor(
+                runtime.executor, serve, call, raw)
+        except BaseException as exc:  # noqa: BLE001 - _fail logs, maps and re-raises
+            await _fail(call, context, exc)
+        call.log("OK", bytes=len(body))
+        return body
 
     return behavior
 
 
 def _stream(
-    method: str, request_cls: type[Message], endpoint: Endpoint, auth: Authenticator
-) -> Callable[[bytes, grpc.ServicerContext], Iterator[Message]]:
-    def behavior(raw: bytes, context: grpc.ServicerContext) -> Iterator[Message]:
-        start = time.monotonic()
-        principal: Principal | None = None
+    method: str, request_cls: type[Message], endpoint: StreamEndpoint, auth: Authenticator,
+    runtime: Runtime,
+) -> Callable[[bytes, AioContext], Coroutine[Any, Any, None]]:
+    async def behavior(raw: bytes, context: AioContext) -> None:
+        call = _Call(method, request_cls, auth, context)
+        try:
+            principal, request = await asyncio.get_running_loop().run_in_executor(
+                runtime.executor, call.authenticate, raw)
+        except BaseException as exc:  # noqa: BLE001 - _fail logs, maps and re-raises
+            await _fail(call, context, exc)
+        call.log("OPEN")
         sent = 0
         try:
-            principal = auth.authenticate(method, context.invocation_metadata(), raw)
-            request = _parse(request_cls, raw, method)
-            _log(method, principal, "OPEN", start)
-            for item in endpoint(principal, request, context):
-                sent += 1
-                yield item
-        except WardenError as exc:
-            _log(method, principal, status_of(exc).name, start, error=exc.message, sent=sent)
-            _abort(context, exc)
-        except GeneratorExit:
-            _log(method, principal, "CLOSED", start, sent=sent)
+            async with contextlib.aclosing(endpoint(principal, request, context)) as items:
+                async for item in items:
+                    await context.write(_encode(method, item, runtime.max_message_bytes))
+                    sent += 1
+        except asyncio.CancelledError:
+            call.log("CLOSED", sent=sent)  # the client went away
             raise
-        except Exception:
-            if context.code() is not None:  # type: ignore[attr-defined]  # endpoint aborted
-                raise
-            log.exception("internal error in %s", method)
-            _log(method, principal, "INTERNAL", start, sent=sent)
-            context.abort(grpc.StatusCode.INTERNAL, "internal error (see hub log)")
-        else:
-            _log(method, principal, "OK", start, sent=sent)
+        except BaseException as exc:  # noqa: BLE001 - _fail logs, maps and re-raises
+            if context.done() and not isinstance(exc, WardenError):
+                # The write failed because the call is already over (client gone).
+                call.log("CLOSED", sent=sent, error=type(exc).__name__)
+                return
+            await _fail(call, context, exc, sent=sent)
+        call.log("OK", sent=sent)
 
     return behavior
 
@@ -139,10 +249,14 @@ def _parse(cls: type[Message], raw: bytes, method: str) -> Message:
 
 def service_handler(
     service: ServiceDescriptor,
-    endpoints: Mapping[str, Endpoint],
+    endpoints: Mapping[str, Endpoint | StreamEndpoint],
     auth: Authenticator,
+    runtime: Runtime,
 ) -> grpc.GenericRpcHandler:
-    """A gRPC handler for every method of ``service``; each must have an endpoint."""
+    """A gRPC (aio) handler for every method of ``service``; each must have an endpoint.
+
+    Unary methods need a plain function, server-streaming ones an async generator function.
+    """
     missing = {m.name for m in service.methods} - set(endpoints)
     extra = set(endpoints) - {m.name for m in service.methods}
     if missing or extra:
@@ -151,17 +265,15 @@ def service_handler(
     for m in service.methods:
         method = f"/{service.full_name}/{m.name}"
         request_cls = message_factory.GetMessageClass(m.input_type)
-        response_cls = message_factory.GetMessageClass(m.output_type)
+        ep = endpoints[m.name]
+        if m.server_streaming != inspect.isasyncgenfunction(ep) or inspect.iscoroutinefunction(ep):
+            kind = "an async generator function" if m.server_streaming else "a plain function"
+            raise ValueError(f"{method}: the endpoint must be {kind}")
+        # Replies are serialized (and measured) by the wrappers: no response serializer.
         if m.server_streaming:
             handlers[m.name] = grpc.unary_stream_rpc_method_handler(
-                _stream(method, request_cls, endpoints[m.name], auth),
-                request_deserializer=None,
-                response_serializer=response_cls.SerializeToString,
-            )
+                _stream(method, request_cls, cast(StreamEndpoint, ep), auth, runtime))
         else:
             handlers[m.name] = grpc.unary_unary_rpc_method_handler(
-                _unary(method, request_cls, endpoints[m.name], auth),
-                request_deserializer=None,
-                response_serializer=response_cls.SerializeToString,
-            )
+                _unary(method, request_cls, cast(Endpoint, ep), auth, runtime))
     return grpc.method_handlers_generic_handler(service.full_name, handlers)

@@ -5,7 +5,13 @@ handler — there is no global. Start-up checks fail with a :class:`ConfigError`
 
 * the hub key loads, and is a key of the trust root's ``hub`` role (otherwise no agent or
   auditor could verify a single checkpoint this hub signs);
-* the trust root verifies (own root-role threshold, not expired).
+* the trust root verifies (own root-role threshold, not expired);
+* the database is reachable and takes a write (a probe that is rolled back), so a hub never
+  says "serving" and then fails every Append;
+* the configured ``origin`` is the origin of the checkpoints already stored: a ledger keeps one
+  origin for life (checkpoints under two origins make every consistency proof between them
+  verify under neither);
+* the record-verifier processes started (:class:`~hub.ledger.verify.RecordVerifier`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from hub import db
 from hub.auth import Authenticator
 from hub.config import HubConfig
 from hub.feed import PolicyFeed
@@ -66,9 +73,21 @@ class HubState:
                 f"trust root {config.trust_root} (v{root.version})",
                 hint="the root officers must add hub.pub to the root's hub role",
             )
+        where = str(config.source) if config.source else "hub config"
         verifier = RecordVerifier(config.verify_processes)
         try:
-            store = LedgerStore.open(config.database, hub_key=hub_key, verifier=verifier)
+            try:
+                store = LedgerStore.open(
+                    config.database, hub_key=hub_key, verifier=verifier,
+                    max_record_bytes=config.max_record_bytes, page_bytes=config.page_bytes,
+                )
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc.message}", hint=exc.hint) from None
+            try:
+                _check_origin(config, store, where)
+            except BaseException:
+                store.close()
+                raise
         except BaseException:
             verifier.close()
             raise
@@ -125,6 +144,19 @@ class HubState:
         if cp is None or cp.size < size:
             raise WardenError(f"no checkpoint covers tree size {size}")  # store invariant broken
         return cp
+
+
+def _check_origin(config: HubConfig, store: LedgerStore, where: str) -> None:
+    """Refuse a configured origin other than the one the ledger's checkpoints carry."""
+    latest = store.latest_checkpoint()
+    if latest is None or latest.origin == config.origin:
+        return
+    raise ConfigError(
+        f"{where}: origin {config.origin!r} is not the origin {latest.origin!r} of the"
+        f" checkpoints stored in {db.url_label(config.database)} (latest size {latest.size})",
+        hint=f"set 'origin: {latest.origin}' again in {where}: a ledger keeps one origin for"
+             " life; for a new origin start a new ledger (a new database)",
+    )
 
 
 def _marker(record: object) -> object:

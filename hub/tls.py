@@ -13,15 +13,19 @@ Layout written (private files mode 0600)::
 
 TLS keys are ECDSA rather than ed25519 because every gRPC TLS stack accepts P-256
 certificates; ed25519 stays the signature scheme of everything Warden signs.
-Nothing is ever overwritten: an existing ``hub.yaml`` in DIR is an error.
+Nothing is ever overwritten: an existing ``hub.yaml`` in DIR is an error. Every input is
+checked before the first file is made, and a failure while writing removes what that run made,
+so a failed ``init`` leaves no half-made hub (nor empty directories) behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from hub.config import Role, check_origin
+from hub.config import Role, check_database, check_origin
 from trust import keys
 from trust.errors import ConfigError
 
@@ -42,6 +46,10 @@ __all__ = ["InitResult", "hash_token", "init_hub", "new_token"]
 _CA_DAYS = 3650
 _SERVER_DAYS = 825
 TOKEN_PREFIX = "wdn_"
+# A DNS name of LDH labels (RFC 1123); internationalised names must be given as A-labels.
+_DNS_NAME = re.compile(
+    r"(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
 
 
 def new_token() -> str:
@@ -142,6 +150,90 @@ def _make_server_cert(
     return key, cert
 
 
+def _check_hosts(hosts: Sequence[str]) -> list[str]:
+    """The ``--host`` values, each an IP address or a DNS name (else :class:`ConfigError`)."""
+    out: list[str] = []
+    for host in hosts:
+        if not host:
+            continue
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if not _DNS_NAME.fullmatch(host):
+                raise ConfigError(f"--host {host!r}: not an IP address or DNS name",
+                                  hint="use ASCII letters, digits, '-' and '.' (IDNA A-labels)"
+                                  ) from None
+        out.append(host)
+    return out
+
+
+def _check_root(path: Path, hub_key_id: str) -> bytes:
+    """The bytes of ``path`` once they verify as a trust root whose ``hub`` role holds
+    ``hub_key_id``: a hub whose checkpoints nobody can verify is refused at ``init``."""
+    from trust import dsse
+    from trust.root import TrustRoot
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such trust root file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read trust root ({exc.strerror})") from None
+    # Verify the very bytes that are copied in (not a second read of the file).
+    root = TrustRoot.from_envelope(dsse.Envelope.from_json(data, what=str(path)), what=str(path))
+    role = root.meta.roles.get("hub")
+    if role is None or hub_key_id not in role.keyids:
+        raise ConfigError(
+            f"{path}: the trust root's 'hub' role does not hold this hub's key {hub_key_id}",
+            hint="pass --hub-key with the key whose public half is in the root's 'hub' role, or "
+                 "run init without --root and add DIR/hub.pub to the root",
+        )
+    return data
+
+
+def _missing_dirs(d: Path) -> list[Path]:
+    """``d`` and those of its ancestors that do not exist yet, outermost first."""
+    missing: list[Path] = []
+    for p in (d, *d.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise ConfigError(f"{p}: exists and is not a directory")
+            break
+        missing.append(p)
+    return missing[::-1]
+
+
+def _materialise(d: Path, dirs: Sequence[tuple[Path, int]],
+                 files: Sequence[tuple[Path, bytes, int]]) -> None:
+    """Create ``dirs`` and ``files`` under ``d``; on any failure remove exactly what this call
+    created (never a file or directory that was there before) and raise."""
+    created: list[Path] = []
+    try:
+        for path in _missing_dirs(d):
+            path.mkdir()
+            created.append(path)
+        for path, mode in dirs:
+            if not path.is_dir():
+                path.mkdir(mode=mode)
+                created.append(path)
+        for path, data, mode in files:
+            try:
+                _write(path, data, mode)
+            except FileExistsError:
+                raise ConfigError(f"{path}: already exists; refusing to overwrite it",
+                                  hint="choose an empty directory") from None
+            created.append(path)
+    except BaseException as exc:
+        for path in reversed(created):
+            # Best effort: the original error is the one to report.
+            with contextlib.suppress(OSError):
+                path.rmdir() if path.is_dir() else path.unlink()
+        if isinstance(exc, OSError):
+            where = exc.filename or d
+            raise ConfigError(f"{where}: cannot write ({exc.strerror})") from None
+        raise
+
+
 def init_hub(
     directory: str | Path,
     *,
@@ -152,43 +244,41 @@ def init_hub(
     trust_root: str | Path | None = None,
     database: str | None = None,
 ) -> InitResult:
-    """Create a hub directory (see the module docstring); refuse to overwrite one."""
+    """Create a hub directory (see the module docstring); refuse to overwrite one.
+
+    Every input is checked before anything is created (origin, database URL, hosts, the hub
+    key, and the trust root: it must verify as a root and its ``hub`` role must hold the hub
+    key); if writing fails part-way, what this call created is removed again.
+    """
     d = Path(directory)
     config_path = d / "hub.yaml"
     check_origin(origin, where="--origin")
+    database = check_database(database or "sqlite:///ledger.db", where="--database")
+    all_hosts = ["localhost", "127.0.0.1", "::1", *_check_hosts(hosts)]
     if config_path.exists():
         raise ConfigError(f"{config_path}: already exists; refusing to overwrite a hub",
                           hint="choose an empty directory")
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "tls").mkdir(exist_ok=True)
-    (d / "tokens").mkdir(mode=0o700, exist_ok=True)
+    _missing_dirs(d)  # refuses a path under a file before any key is made
+    # The hub signing key: generated, or an existing one (officers may already have put its
+    # public half into the trust root).
+    signing = keys.load_private(hub_key) if hub_key is not None else keys.generate()
+    root_bytes = None if trust_root is None else _check_root(Path(trust_root), signing.key_id)
+
     now = dt.datetime.now(dt.UTC)
-
-    # The hub signing key: generated, or an existing one copied in (officers may already have
-    # put its public half into the trust root).
-    key_path = d / "hub.key"
-    if hub_key is not None:
-        signing = keys.load_private(hub_key)
-        keys.save_private(signing, key_path)
-    else:
-        signing = keys.generate()
-        keys.save_private(signing, key_path)
-    keys.save_public(signing.public, d / "hub.pub")
-
-    if trust_root is not None:
-        src = Path(trust_root)
-        try:
-            _write(d / "root.json", src.read_bytes(), 0o644)
-        except FileNotFoundError:
-            raise ConfigError(f"{src}: no such trust root file") from None
-
     ca_key, ca_cert = _make_ca(origin, now)
-    all_hosts = ["localhost", "127.0.0.1", "::1", *[h for h in hosts if h]]
     srv_key, srv_cert = _make_server_cert(ca_key, ca_cert, all_hosts, now)
-    _write(d / "tls" / "ca.key", _key_pem(ca_key), 0o600)
-    _write(d / "tls" / "ca.crt", ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    _write(d / "tls" / "server.key", _key_pem(srv_key), 0o600)
-    _write(d / "tls" / "server.crt", srv_cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    files: list[tuple[Path, bytes, int]] = [
+        (d / "hub.key", signing.to_pem(), 0o600),
+        (d / "hub.pub", signing.public.to_pem(), 0o644),
+    ]
+    if root_bytes is not None:
+        files.append((d / "root.json", root_bytes, 0o644))
+    files += [
+        (d / "tls" / "ca.key", _key_pem(ca_key), 0o600),
+        (d / "tls" / "ca.crt", ca_cert.public_bytes(serialization.Encoding.PEM), 0o644),
+        (d / "tls" / "server.key", _key_pem(srv_key), 0o600),
+        (d / "tls" / "server.crt", srv_cert.public_bytes(serialization.Encoding.PEM), 0o644),
+    ]
 
     tokens: dict[Role, str] = {}
     token_files: dict[Role, Path] = {}
@@ -197,14 +287,14 @@ def init_hub(
         token = new_token()
         tokens[role] = token
         path = d / "tokens" / f"{role.value}.token"
-        _write(path, token.encode("ascii") + b"\n", 0o600)
+        files.append((path, token.encode("ascii") + b"\n", 0o600))
         token_files[role] = path
         operators.append({"name": f"{role.value}-1", "role": role.value,
                           "token_sha256": hash_token(token)})
 
     config = {
         "listen": listen,
-        "database": database or "sqlite:///ledger.db",
+        "database": database,
         "origin": origin,
         "hub_key": "hub.key",
         "trust_root": "root.json",
@@ -216,5 +306,8 @@ def init_hub(
         "# Paths are relative to this file. WARDEN_HUB_<KEY> variables and flags override it.\n"
         "# Operator tokens are stored only as SHA-256; the tokens are in tokens/*.token.\n"
     )
-    _write(config_path, (header + yaml.safe_dump(config, sort_keys=False)).encode(), 0o600)
+    # hub.yaml last: a directory is only a hub once everything it names is in place.
+    files.append((config_path, (header + yaml.safe_dump(config, sort_keys=False)).encode(),
+                  0o600))
+    _materialise(d, [(d / "tls", 0o755), (d / "tokens", 0o700)], files)
     return InitResult(d, config_path, signing.key_id, d / "tls" / "ca.crt", tokens, token_files)

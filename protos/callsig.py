@@ -16,6 +16,19 @@ request; the time window plus a nonce cache stops replays of the same request (a
 ledger's own rules make a replayed Append idempotent anyway). The signed bytes use the same
 DSSE pre-authentication encoding as every other Warden signature, under a payload type of
 their own, so a call signature can never be mistaken for a signed record or the reverse.
+
+Enroll cannot carry a call signature (the node has no enrolled key yet), so its request
+carries a proof of possession instead (fields ``time`` and ``signature``): the enrolling key's
+ed25519 signature over::
+
+    DSSE-PAE("application/vnd.warden.enroll+json", JCS({
+        "node_id": ..., "key_id": hex SHA-256 id of the enrolling public key,
+        "token_sha256": hex SHA-256 of the enrollment token, "time": unix seconds}))
+
+The hub verifies it under the submitted public key before it consumes the token, so nobody can
+enroll a key they do not hold; binding node id, token digest and time means a captured proof
+works for no other node, token or moment (and the token is single-use anyway). Only the
+token's digest is signed, so the statement reveals nothing that could enroll anyone.
 """
 
 from __future__ import annotations
@@ -27,19 +40,23 @@ import time
 
 from trust.canonical import canonical_json
 from trust.dsse import pae
-from trust.keys import SigningKey
+from trust.keys import PublicKey, SigningKey
 
 __all__ = [
     "CALL_PAYLOAD_TYPE",
+    "ENROLL_PAYLOAD_TYPE",
     "MD_NODE",
     "MD_NONCE",
     "MD_SIGNATURE",
     "MD_TIME",
     "call_message",
+    "enroll_message",
     "sign_call",
+    "sign_enrollment",
 ]
 
 CALL_PAYLOAD_TYPE = "application/vnd.warden.call+json"
+ENROLL_PAYLOAD_TYPE = "application/vnd.warden.enroll+json"
 MD_NODE = "x-warden-node"
 MD_TIME = "x-warden-time"
 MD_NONCE = "x-warden-nonce"
@@ -77,3 +94,23 @@ def sign_call(
         (MD_NONCE, n),
         (MD_SIGNATURE, base64.b64encode(sig).decode("ascii")),
     )
+
+
+def enroll_message(node_id: str, public_key: PublicKey, token: str, unix_time: int) -> bytes:
+    """The exact bytes an enrolling node signs with the key it enrolls (proof of possession)."""
+    statement = {
+        "node_id": node_id,
+        "key_id": public_key.key_id,
+        # The digest the hub stores for the token (hub.tls.hash_token): never the token itself.
+        "token_sha256": hashlib.sha256(token.encode("utf-8")).hexdigest(),
+        "time": unix_time,
+    }
+    return pae(ENROLL_PAYLOAD_TYPE, canonical_json(statement))
+
+
+def sign_enrollment(
+    key: SigningKey, node_id: str, token: str, *, unix_time: int | None = None
+) -> tuple[int, bytes]:
+    """``(time, signature)`` proving that the enroller of ``node_id`` holds ``key``."""
+    t = int(time.time()) if unix_time is None else unix_time
+    return t, key.sign(enroll_message(node_id, key.public, token, t))

@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf.message import Message
 
-from protos.callsig import sign_call
+from protos.callsig import sign_call, sign_enrollment
 from protos.errors import error_from_status
 from protos.warden.v1 import (
     approval_pb2,
@@ -388,13 +388,18 @@ class HubClient:
 
     # -- enrollment -------------------------------------------------------------------------
 
-    def enroll(self, node_id: str, public_key: bytes, token: str,
+    def enroll(self, node_id: str, key: SigningKey, token: str,
                agent_version: str = "") -> EnrollResult:
-        """Enroll ``node_id`` with its raw 32-byte public key, consuming ``token``."""
-        r = self._call("/warden.v1.EnrollmentService/Enroll",
-                       enrollment_pb2.EnrollRequest(node_id=node_id, public_key=public_key,
-                                                    token=token, agent_version=agent_version),
-                       enrollment_pb2.EnrollResponse)
+        """Enroll ``node_id`` with ``key``'s public key, consuming ``token``.
+
+        The request is signed with ``key`` (:func:`protos.callsig.sign_enrollment`): the hub
+        enrolls only a key the enroller proves it holds.
+        """
+        signed_at, signature = sign_enrollment(key, node_id, token)
+        req = enrollment_pb2.EnrollRequest(node_id=node_id, public_key=key.public.raw,
+                                           token=token, agent_version=agent_version,
+                                           time=signed_at, signature=signature)
+        r = self._call("/warden.v1.EnrollmentService/Enroll", req, enrollment_pb2.EnrollResponse)
         return EnrollResult(r.index, r.envelope, r.checkpoint.note)
 
     def rotate_key(self, new_key: SigningKey) -> EnrollResult:

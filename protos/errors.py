@@ -43,6 +43,12 @@ STATUS_OF: dict[type[E.WardenError], grpc.StatusCode] = {
     E.ChainBrokenError: grpc.StatusCode.FAILED_PRECONDITION,
     E.SequenceGapError: grpc.StatusCode.FAILED_PRECONDITION,
     E.EquivocationError: grpc.StatusCode.ALREADY_EXISTS,
+    # The hub's storage cannot write now: retryable, nothing was written.
+    E.StorageUnavailableError: grpc.StatusCode.UNAVAILABLE,
+    E.StorageFullError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    # Permanent: the same record will never fit, so not a retryable code.
+    E.RecordTooLargeError: grpc.StatusCode.INVALID_ARGUMENT,
+    E.LimitExceededError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     E.EnrollmentError: grpc.StatusCode.PERMISSION_DENIED,
     E.CheckError: grpc.StatusCode.INVALID_ARGUMENT,
     E.DataError: grpc.StatusCode.INVALID_ARGUMENT,
@@ -59,7 +65,7 @@ _FALLBACK_BY_CODE: dict[grpc.StatusCode, type[E.WardenError]] = {
     grpc.StatusCode.PERMISSION_DENIED: E.AccessDeniedError,
     grpc.StatusCode.NOT_FOUND: E.NotFoundError,
     grpc.StatusCode.INVALID_ARGUMENT: E.FormatError,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: E.UsageError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: E.LimitExceededError,
     grpc.StatusCode.FAILED_PRECONDITION: E.LedgerError,
     grpc.StatusCode.ALREADY_EXISTS: E.EquivocationError,
 }

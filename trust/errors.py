@@ -30,6 +30,10 @@ __all__ = [
     "ChainBrokenError",
     "SequenceGapError",
     "EquivocationError",
+    "StorageUnavailableError",
+    "StorageFullError",
+    "RecordTooLargeError",
+    "LimitExceededError",
     "EnrollmentError",
     "CheckError",
     "DataError",
@@ -134,6 +138,28 @@ class EquivocationError(LedgerError):
     """A node signed two different records with the same sequence number."""
 
     exit_code = EXIT_VERIFICATION_FAILED
+
+
+class StorageUnavailableError(LedgerError):
+    """The hub's database cannot take writes right now (read-only, unreachable): retry later.
+
+    Nothing was written; the condition is the operator's to fix, not the caller's.
+    """
+
+
+class StorageFullError(StorageUnavailableError):
+    """The hub's database or its disk is full: retry once the operator has freed space."""
+
+
+class LimitExceededError(UsageError):
+    """A server-side limit was reached (open streams, reply size): ask for less or retry later.
+
+    The message names the limit and its value.
+    """
+
+
+class RecordTooLargeError(FormatError):
+    """A record's envelope is larger than the hub accepts (``max_record_bytes``)."""
 
 
 class EnrollmentError(WardenError):

@@ -13,8 +13,10 @@ Invariants:
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import os
+import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -162,19 +164,50 @@ def generate() -> SigningKey:
 
 
 def _write_exclusive(path: Path, data: bytes, mode: int, *, overwrite: bool) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    """Write a key file whole or not at all: a temporary file (mode 0600 from the start,
+    then ``mode``) beside ``path``, fsynced, then hard-linked into place — ``link`` fails if
+    ``path`` exists, so an existing key is never replaced unless ``overwrite``."""
+    if not overwrite and os.path.lexists(path):
+        raise KeyError_(f"{path}: already exists; refusing to overwrite a key")
     try:
-        fd = os.open(path, flags, mode)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise KeyError_(f"{path}: cannot write ({exc.strerror or exc})") from exc
+    tmp = Path(tmp_name)
+    try:
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_no_replace(tmp, path)
     except FileExistsError as exc:
         raise KeyError_(f"{path}: already exists; refusing to overwrite a key") from exc
     except OSError as exc:
-        raise KeyError_(f"{path}: cannot write ({exc.strerror})") from exc
-    try:
-        os.fchmod(fd, mode)  # O_CREAT's mode is filtered by umask; an existing file keeps its own
-        os.write(fd, data)
-        os.fsync(fd)
+        raise KeyError_(f"{path}: cannot write ({exc.strerror or exc})") from exc
     finally:
-        os.close(fd)
+        tmp.unlink(missing_ok=True)
+
+
+def _link_no_replace(tmp: Path, path: Path) -> None:
+    """Put ``tmp`` at ``path`` unless ``path`` exists (FileExistsError)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        # No hard links here (some network and FUSE file systems): claim the name
+        # exclusively, then swap the complete file in over the empty placeholder.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.replace(tmp, path)
 
 
 def save_private(

@@ -33,7 +33,7 @@ class _StrictLoader(yaml.SafeLoader):
             self.flatten_mapping(node)  # resolve ``<<`` merges first: a merge may override
             seen: set[Any] = set()
             for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+                key = self.construct_object(key_node, deep=True)
                 try:
                     duplicate = key in seen
                 except TypeError:  # an unhashable key: the base constructor reports it
@@ -47,7 +47,7 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def load(text: str | bytes, *, source: str, error: type[WardenError] = FormatError) -> Any:
-    """Parse one YAML document; duplicate keys and syntax errors raise ``error`` naming ``source``."""
+    """Parse one YAML document; duplicates and syntax errors raise ``error`` naming ``source``."""
     try:
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
     except _DuplicateKeyError as exc:

@@ -47,8 +47,17 @@ def parse_duration(text: str, *, what: str = "duration") -> timedelta:
 
 
 def from_now(text: str, *, what: str = "duration", now: datetime | None = None) -> datetime:
-    """``now`` plus a duration such as ``365d``; out-of-range results are a :class:`UsageError`."""
+    """``now`` plus a duration such as ``365d``; out-of-range results are a :class:`UsageError`.
+
+    A zero duration is refused: it names a validity that is over as soon as it begins (a root
+    written with ``--expires 0s`` would be born expired).
+    """
     delta = parse_duration(text, what=what)
+    if not delta:
+        raise UsageError(
+            f"{what}: {text.strip()!r} would expire at once; give a duration above zero",
+            hint="e.g. 365d",
+        )
     try:
         return (now or utcnow()) + delta
     except OverflowError as exc:

@@ -2,9 +2,16 @@
 
 ``warden check run`` streams the validation data through performance and fairness, compares
 reference and current data for drift, verifies lineage and documentation, and prints one
-evidence document (JSON, or a table for people). A progress bar goes to stderr only when
-stderr is a terminal or ``--progress`` is given, so piping the JSON stays clean.
+evidence document (JSON, or a table for people). Progress goes to stderr only when stderr
+is a terminal or ``--progress`` is given, so piping the JSON stays clean: a rich progress bar
+on a terminal (cleared when done), a plain ``rows read: N so far`` line every
+:data:`LOG_INTERVAL_S` seconds otherwise; a run that succeeds always ends it with the one
+line ``rows read: N`` (N with thousands separators), whatever the timing.
 ``warden check schema`` prints the evidence JSON Schema the policy input follows.
+
+``--out`` is checked before any data is read (a directory, or a path under a file, is a
+usage error and nothing is written); missing directories are created, and the file is
+written atomically (temporary file, then rename).
 
 Start-up stays light: every ``warden`` invocation builds this group's parser, so NumPy,
 Arrow, SciPy and the check modules are imported inside the command handlers only.
@@ -17,15 +24,29 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+from trust.cli._common import check_output_path, write_atomic
 from trust.cli.main import add_command, add_group
 from trust.errors import UsageError
 
-__all__ = ["register", "render_table", "DEFAULT_MIN_GROUP_SIZE"]
+if TYPE_CHECKING:  # rich is imported only when a progress display is shown
+    from rich.progress import Progress, TaskID
+
+__all__ = [
+    "register",
+    "render_table",
+    "check_out_path",
+    "write_out",
+    "DEFAULT_MIN_GROUP_SIZE",
+    "LOG_INTERVAL_S",
+]
 
 #: Fairness groups with fewer rows are suppressed (reported by size, kept out of aggregates).
 DEFAULT_MIN_GROUP_SIZE = 10
+
+#: Seconds between plain progress lines when stderr is not a terminal (a log, a CI job).
+LOG_INTERVAL_S = 10.0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -196,34 +217,101 @@ def _methods(items: list[str]) -> dict[str, str]:
     return out
 
 
-class _Bar:
-    """A one-line progress bar on stderr, redrawn at most five times a second."""
+class _Progress:
+    """Rows read so far, on ``stream``: the ``progress`` callback of ``run_checks``.
 
-    def __init__(self, total: int | None, stream: TextIO) -> None:
-        self.total, self.stream = total, stream
+    On a terminal a rich progress bar (transient: it is cleared when the run ends); anywhere
+    else, where a bar cannot be redrawn, one plain line every :data:`LOG_INTERVAL_S`
+    seconds. :meth:`finish` prints the final ``rows read: N`` line, so what stays on
+    stderr does not depend on timing; :meth:`abort` prints nothing, leaving the error line
+    alone.
+    """
+
+    def __init__(self, total: int | None, stream: TextIO, *, terminal: bool) -> None:
+        self.stream = stream
         self.done = 0
-        self.start = self.last = time.monotonic()
+        self.last_line = time.monotonic()
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+        if terminal:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("rows read: {task.completed:,}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TimeElapsedColumn(),
+                console=Console(file=stream, force_terminal=True),
+                transient=True,
+            )
+            self._task = self._bar.add_task("rows", total=total)
+            self._bar.start()
 
     def __call__(self, rows: int) -> None:
+        """Count ``rows`` more rows read."""
         self.done += rows
-        now = time.monotonic()
-        if now - self.last < 0.2 and (self.total is None or self.done < self.total):
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, completed=self.done)
             return
-        self.last = now
-        rate = self.done / max(now - self.start, 1e-9)
-        if self.total:
-            frac = min(self.done / self.total, 1.0)
-            bar = "#" * int(frac * 30)
-            text = f"\r[{bar:<30}] {frac:6.1%} {self.done:,}/{self.total:,} rows {rate:,.0f} rows/s"
-        else:
-            text = f"\r{self.done:,} rows {rate:,.0f} rows/s"
-        self.stream.write(text)
+        now = time.monotonic()
+        if now - self.last_line >= LOG_INTERVAL_S:
+            self.last_line = now
+            self._line(f"rows read: {self.done:,} so far")
+
+    def finish(self) -> None:
+        """Clear the bar and print the final line: ``rows read: N``."""
+        self._stop()
+        self._line(f"rows read: {self.done:,}")
+
+    def abort(self) -> None:
+        """Clear the bar and print nothing (the run failed; its error is the message)."""
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def _line(self, text: str) -> None:
+        self.stream.write(text + "\n")
         self.stream.flush()
 
-    def close(self) -> None:
-        if self.done:
-            self.stream.write("\n")
-            self.stream.flush()
+
+def check_out_path(out: Path, *, what: str, make_parents: bool = False) -> None:
+    """Refuse an ``--out`` that cannot become a file, before any data is read.
+
+    :func:`trust.cli._common.check_output_path` decides (a directory, or a file in a
+    directory that does not exist, is refused); with ``make_parents`` missing directories
+    are allowed (:func:`write_out` creates them) as long as the nearest existing one is a
+    directory. The error says ``what`` was to be written (``evidence``, ``profile``).
+    """
+    ancestor = out.parent
+    while not ancestor.exists():  # ends: the root directory exists
+        ancestor = ancestor.parent
+    try:
+        if not ancestor.is_dir():
+            raise UsageError(f"--out {out}: {ancestor} is not a directory")
+        if not (make_parents and ancestor != out.parent):
+            check_output_path(out)
+    except UsageError as exc:
+        raise UsageError(f"cannot write {what}: {exc.message}", hint=exc.hint) from None
+
+
+def write_out(out: Path, data: bytes, *, make_parents: bool = False) -> None:
+    """Write ``data`` to ``out`` atomically, first creating its directories if asked."""
+    if make_parents:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--out {out}: cannot create {out.parent} ({exc.strerror})") from None
+    write_atomic(out, data)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -241,6 +329,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--drift-share must be in (0, 1], got {args.drift_share}")
     if args.pred and args.model:
         raise UsageError("give either --pred or --model, not both")
+    if args.out is not None:
+        check_out_path(args.out, what="evidence", make_parents=True)
     spec = CheckSpec(
         data=args.data,
         label=args.label,
@@ -272,18 +362,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
         hash_data=not args.no_data_hash,
     )
     bar = None
-    if args.data is not None and (args.progress or sys.stderr.isatty()):
-        total = datamod.row_count(args.data) if args.data.exists() else None
-        bar = _Bar(total, sys.stderr)
+    terminal = sys.stderr.isatty()
+    if args.data is not None and (args.progress or terminal):
+        total = datamod.row_count(args.data) if args.data.is_file() else None
+        bar = _Progress(total, sys.stderr, terminal=terminal)
     try:
         evidence = run_checks(spec, progress=bar)
-    finally:
+    except BaseException:
         if bar is not None:
-            bar.close()
+            bar.abort()
+        raise
+    if bar is not None:
+        bar.finish()
     text = json.dumps(evidence, indent=2, sort_keys=False)
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
+        write_out(args.out, (text + "\n").encode("utf-8"), make_parents=True)
     if args.format == "table":
         sys.stdout.write(render_table(evidence))
     else:
@@ -350,6 +443,9 @@ def render_table(ev: dict[str, Any]) -> str:
             else:
                 cells = "".join(f"{_fmt(e.get(c)):>16}" for c in cols)
             lines.append("  " + f"{g:<{gw}}" + cells)
+        if fe.get("unmeasurable"):
+            lines += ["", f"  unmeasurable: {fe['unmeasurable']['reason']}", ""]
+            continue
         ff = fe["four_fifths"]
         summary = [
             ("demographic parity difference", fe["demographic_parity_difference"]),

@@ -7,7 +7,10 @@ result against ``evidence.schema.json`` (schema id ``warden.evidence/v1``, JSON 
 :class:`CheckSpec` through the checks chunk by chunk, so memory is bounded by the chunk size
 (plus, when ROC AUC is wanted, the score column — see :mod:`agent.checks.performance`).
 Drift reads reference and current data one column at a time (:class:`agent.data.ColumnReader`),
-so it holds one column pair, never a whole file.
+so it holds one column pair, never a whole file. Without ``drift_columns`` it compares every
+column of both files, so a column present on one side only is an error naming it and the
+file that lacks it, never a column silently left out of drift (a reference *profile*
+compares exactly the columns it was built from, chosen when it was built).
 
 Invariants of every evidence document:
 
@@ -364,8 +367,10 @@ def _measure(
     src = spec.data
     pos_label = spec.pos_label if spec.task == "binary" else None
     seen: set[str] = set()  # binary values met so far, label and prediction together
-    if model is not None and model.classes is not None and pos_label is not None:
-        model.positive_index(pos_label)  # refuse a pos_label the model does not know, early
+    if model is not None and pos_label is not None:
+        # Refuse, before any row is read, a pos_label the model does not know or cannot
+        # place (no classes): the score column would otherwise belong to a guessed class.
+        model.positive_index(pos_label)
     for chunk in datamod.iter_chunks(src, cols, chunk_rows=spec.chunk_rows):
         y = _labels_for(spec, chunk[spec.label], spec.label, src, classes, seen)
         score: npt.NDArray[Any] | None = None
@@ -445,6 +450,17 @@ def _drift(spec: CheckSpec) -> dict[str, Any] | None:
         return result
     assert spec.reference is not None
     ref = datamod.ColumnReader(spec.reference, spec.drift_columns)
+    if spec.drift_columns is None:
+        # "All columns" means both files' columns: one the reference lacks would otherwise
+        # vanish from drift without a word (issue 8, item 21).
+        lacking = [c for c in datamod.ColumnReader(current) if c not in ref]
+        if lacking:
+            raise DataError(
+                f"{spec.reference}: the reference data has no column '{lacking[0]}', which "
+                f"the current data {current} has; drift cannot compare it",
+                hint="add the column to the reference, or name the columns to compare "
+                "with --drift-columns",
+            )
     cur = datamod.ColumnReader(current, list(ref))
     out: dict[str, Any] = driftmod.drift_evidence(
         ref, cur, methods=methods, drift_share=spec.drift_share

@@ -14,6 +14,13 @@ Every metric is then derived from the counts, which keeps these invariants:
   definitions; same ``worst_case``/``mean`` aggregation, including how a NaN ratio
   propagates through ``min``/``max``);
 * a null or NaN sensitive value is the group ``"missing"``, never dropped;
+* a feature (or intersection) with fewer than two *usable* groups yields no number at all:
+  its evidence entry says ``unmeasurable`` with the reason, and every metric is ``null`` (so
+  a policy's fail-closed rule for missing metrics denies). A group is usable when it has at
+  least ``min_group_size`` rows (or small groups are included), a non-zero total weight, and
+  no missing value: ``"missing"`` holds the rows whose sensitive value is unknown, so
+  comparing it with one real group measures nothing about that feature. With two or more
+  usable groups, ``"missing"`` stays in the aggregates as fairlearn would count it;
 * groups smaller than ``min_group_size`` rows are reported by size only and left out of
   every aggregate unless ``include_small_groups`` is set; the ``overall`` rates always use
   every row;
@@ -46,7 +53,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from agent.data import factorize
+from agent.data import MISSING_GROUP, factorize
 from trust.errors import CheckError
 
 __all__ = [
@@ -56,6 +63,7 @@ __all__ = [
     "GROUP_SEPARATOR",
     "fairness_evidence",
     "fairness_metrics",
+    "unmeasurable_reason",
     "wilson_interval",
 ]
 
@@ -63,6 +71,17 @@ GROUP_SEPARATOR = "|"
 RATE_NAMES = ("selection_rate", "tpr", "fpr", "fnr", "tnr", "precision", "accuracy")
 _TN, _FP, _FN, _TP = 0, 1, 2, 3
 _Z95 = 1.959963984540054  # scipy.stats.norm.ppf(0.975)
+
+_METRIC_KEYS = (
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equalized_odds_difference",
+    "equalized_odds_ratio",
+    "equalized_odds_difference_mean",
+    "equalized_odds_ratio_mean",
+    "equal_opportunity_difference",
+    "equal_opportunity_ratio",
+)
 
 Method = Literal["between_groups", "to_overall"]
 Agg = Literal["worst_case", "mean"]
@@ -73,7 +92,9 @@ class FairnessCounts:
     """Per-group confusion counts for one sensitive feature or one feature combination.
 
     ``counts[g] = (tn, fp, fn, tp)`` (weighted sums when built with ``sample_weight``),
-    ``rows[g]`` the unweighted number of rows; groups are sorted by name. Mergeable.
+    ``rows[g]`` the unweighted number of rows, ``missing[g]`` whether the group stands for
+    a missing value of some feature (``"missing"``, or ``"F|missing"`` in an intersection);
+    groups are sorted by name. Mergeable.
     """
 
     features: tuple[str, ...]
@@ -81,6 +102,17 @@ class FairnessCounts:
     counts: npt.NDArray[Any]
     rows: npt.NDArray[np.int64]
     weighted: bool = False
+    missing: npt.NDArray[np.bool_] | None = None
+
+    def __post_init__(self) -> None:
+        """Derive ``missing`` from the group names when it is not given."""
+        if self.missing is None:
+            flags = np.fromiter(
+                (_name_is_missing(g, len(self.features)) for g in self.groups),
+                dtype=bool,
+                count=len(self.groups),
+            )
+            object.__setattr__(self, "missing", flags)
 
     @property
     def key(self) -> str:
@@ -127,13 +159,21 @@ class FairnessCounts:
         dtype = np.float64 if weighted else np.int64
         counts = np.zeros((len(names), 4), dtype=dtype)
         rows = np.zeros(len(names), dtype=np.int64)
+        missing = np.zeros(len(names), dtype=bool)
         for part in (self, other):
             idx = np.fromiter(
                 (index[g] for g in part.groups), dtype=np.int64, count=len(part.groups)
             )
             counts[idx] += part.counts
             rows[idx] += part.rows
-        return FairnessCounts(self.features, tuple(names), counts, rows, weighted)
+            missing[idx] |= part.missing_mask
+        return FairnessCounts(self.features, tuple(names), counts, rows, weighted, missing)
+
+    @property
+    def missing_mask(self) -> npt.NDArray[np.bool_]:
+        """Per group: whether it stands for a missing value of some feature."""
+        assert self.missing is not None  # set by __post_init__
+        return self.missing
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (aggregates only) that :meth:`from_dict` reads back."""
@@ -147,6 +187,7 @@ class FairnessCounts:
                     "fp": _plain(self.counts[i, _FP]),
                     "fn": _plain(self.counts[i, _FN]),
                     "tp": _plain(self.counts[i, _TP]),
+                    "missing": bool(self.missing_mask[i]),
                 }
                 for i, g in enumerate(self.groups)
             },
@@ -163,7 +204,24 @@ class FairnessCounts:
             dtype=dtype,
         ).reshape(len(groups), 4)
         rows = np.array([data["groups"][g]["n"] for g in groups], dtype=np.int64)
-        return cls(tuple(data["features"]), tuple(groups), counts, rows, weighted)
+        features = tuple(data["features"])
+        missing = np.array(
+            [bool(data["groups"][g].get("missing", _name_is_missing(g, len(features))))
+             for g in groups],
+            dtype=bool,
+        )  # fmt: skip
+        return cls(features, tuple(groups), counts, rows, weighted, missing)
+
+
+def _name_is_missing(group: str, n_features: int) -> bool:
+    """Whether a group name stands for a missing value (when no flag was recorded).
+
+    For an intersection any ``|``-separated part equal to ``"missing"`` counts; a value that
+    itself holds the separator can only make this err towards "not usable", never "usable".
+    """
+    if n_features <= 1:
+        return group == MISSING_GROUP
+    return MISSING_GROUP in group.split(GROUP_SEPARATOR)
 
 
 def _plain(x: Any) -> int | float:
@@ -219,6 +277,11 @@ def _count(
         GROUP_SEPARATOR.join(names[f][int(parts[f][i])] for f in range(len(names)))
         for i in range(len(observed))
     ]
+    # Known per part here, so a value that itself contains the separator cannot confuse it.
+    group_missing = [
+        any(names[f][int(parts[f][i])] == MISSING_GROUP for f in range(len(names)))
+        for i in range(len(observed))
+    ]
     order: list[int] = sorted(range(len(group_names)), key=group_names.__getitem__)
     sel = observed[np.asarray(order, dtype=np.int64)]
     return FairnessCounts(
@@ -227,6 +290,7 @@ def _count(
         np.ascontiguousarray(counts[sel]),
         np.asarray(rows[sel], dtype=np.int64),
         weight is not None,
+        np.array([group_missing[i] for i in order], dtype=bool),
     )
 
 
@@ -409,6 +473,45 @@ def _defined(counts: FairnessCounts) -> npt.NDArray[np.bool_]:
     return np.asarray(counts.counts.sum(axis=1) > 0, dtype=bool)
 
 
+def _usable(
+    counts: FairnessCounts, min_group_size: int, include_small: bool
+) -> npt.NDArray[np.bool_]:
+    """Groups a disparity can compare: kept for the aggregates, and not a missing value."""
+    return _kept(counts, min_group_size, include_small) & ~counts.missing_mask
+
+
+def unmeasurable_reason(
+    counts: FairnessCounts, *, min_group_size: int = 0, include_small_groups: bool = False
+) -> str | None:
+    """Why no disparity can be measured for this feature set, or ``None`` when it can.
+
+    A disparity compares groups, so it needs at least two usable groups (see the module
+    docstring). One group alone would give a "perfect" difference of 0 and ratio of 1 —
+    exactly what a sensitive column blanked to null looks like — so it gives no number.
+    """
+    usable = _usable(counts, min_group_size, include_small_groups)
+    if int(usable.sum()) >= 2:
+        return None
+    names = [g for g, u in zip(counts.groups, usable, strict=True) if u]
+    head = f"fewer than two usable groups (only {names[0]!r})" if names else "no usable group"
+    why: list[str] = []
+    missing = [g for g, m in zip(counts.groups, counts.missing_mask, strict=True) if m]
+    if missing:
+        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        why.append(f"missing sensitive values are not a group to compare: {shown}")
+    large = _large(counts, min_group_size, include_small_groups)
+    small = [g for g, k, m in zip(counts.groups, large, counts.missing_mask, strict=True)
+             if not k and not m]  # fmt: skip
+    if small:
+        shown = ", ".join(small[:5]) + (", ..." if len(small) > 5 else "")
+        why.append(f"suppressed below min_group_size {min_group_size}: {shown}")
+    defined = _defined(counts)
+    weightless = [g for g, d in zip(counts.groups, defined, strict=True) if not d]
+    if weightless:
+        why.append(f"zero total weight: {', '.join(weightless[:5])}")
+    return head + ("; " + "; ".join(why) if why else "")
+
+
 def _json_num(x: float) -> float | None:
     return None if (x is None or math.isnan(x) or math.isinf(x)) else float(x)
 
@@ -421,7 +524,14 @@ def fairness_evidence(
     four_fifths_threshold: float = 0.8,
     confidence_z: float = _Z95,
 ) -> dict[str, Any]:
-    """The evidence entry ``fairness.<feature>`` for one feature set (see the schema)."""
+    """The evidence entry ``fairness.<feature>`` for one feature set (see the schema).
+
+    When :func:`unmeasurable_reason` gives a reason, every disparity and the four-fifths
+    verdict are ``null`` and ``unmeasurable`` holds the reason; otherwise it is ``null``.
+    """
+    reason = unmeasurable_reason(
+        counts, min_group_size=min_group_size, include_small_groups=include_small_groups
+    )
     large = _large(counts, min_group_size, include_small_groups)
     defined = _defined(counts)
     keep = large & defined
@@ -482,7 +592,25 @@ def fairness_evidence(
         "failing_groups": failing,
     }
     evidence["groups"] = groups
+    evidence["unmeasurable"] = None
+    if reason is not None:
+        _blank_disparities(evidence)
+        usable = _usable(counts, min_group_size, include_small_groups)
+        evidence["unmeasurable"] = {
+            "reason": reason,
+            "usable_groups": [g for g, u in zip(counts.groups, usable, strict=True) if u],
+        }
     return evidence
+
+
+def _blank_disparities(evidence: dict[str, Any]) -> None:
+    """No number where there is nothing to compare: the policy must see "not measured"."""
+    for section in (evidence, evidence["to_overall"]):
+        for name in _METRIC_KEYS:
+            section[name] = None
+    evidence["four_fifths"].update(
+        {"ratio": None, "passed": None, "reference_group": None, "failing_groups": []}
+    )
 
 
 def _ci(k: Any, n: Any, z: float) -> list[float] | None:

@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from trust import strict_yaml
+from trust.canonical import loads_strict
 from trust.errors import DataError, FormatError
 
 __all__ = [
@@ -86,13 +85,14 @@ def read_text_file(path: Path, what: str) -> str:
 
 
 def parse_yaml_or_json(text: str, path: Path) -> Any:
-    """Parse ``text`` as JSON (``.json`` suffix) or YAML; FormatError naming the file if bad."""
-    try:
-        return json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, ValueError, RecursionError) as exc:
-        # PyYAML raises a bare ValueError for an impossible date such as 2025-13-45.
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise FormatError(f"{path}: not valid YAML/JSON ({first})") from None
+    """Parse ``text`` as JSON (``.json`` suffix) or YAML; FormatError naming the file if bad.
+
+    Both readers are strict: a key repeated in one mapping is refused (naming the key), as a
+    second ``model.version`` would otherwise silently replace the first.
+    """
+    if path.suffix.lower() == ".json":
+        return loads_strict(text, what=str(path))
+    return strict_yaml.load(text, source=str(path))
 
 
 # Expected type of each known sub-field. Versions and commits must be strings: unquoted,

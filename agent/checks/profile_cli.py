@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.checks.cli import check_out_path
+from trust.cli._common import write_atomic
 from trust.cli.main import add_command, add_group
-from trust.errors import DataError, UsageError
+from trust.errors import UsageError
 
 if TYPE_CHECKING:  # the CLI imports SciPy-heavy modules only when a command runs
     from agent.checks.profile import ReferenceProfile
@@ -49,17 +51,11 @@ def _build(args: argparse.Namespace) -> int:
     if args.chunk_rows <= 0:
         raise UsageError(f"--chunk-rows must be positive, got {args.chunk_rows}")
     out = Path(args.out)
-    if out.is_dir():  # refuse before the (possibly long) streaming pass
-        raise UsageError(
-            f"--out {out}: is a directory; give a file name, e.g. {out / 'ref.profile'}"
-        )
+    check_out_path(out, what="profile")  # before the (possibly long) streaming pass
     profile = ReferenceProfile.build(
         iter_chunks(args.reference, columns, chunk_rows=args.chunk_rows), column_types=types
     )
-    try:
-        profile.save(out)
-    except OSError as exc:
-        raise DataError(f"--out {out}: cannot write profile ({exc.strerror or exc})") from None
+    write_atomic(out, profile.to_bytes())
     approx = [c.name for c in profile.columns if not c.exact]
     rows = max(c.n + c.dropped for c in profile.columns)
     print(

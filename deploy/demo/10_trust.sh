@@ -38,7 +38,7 @@ say "Signed by root2 and root3 only, v2 is refused: v1's root role needs both ro
 if warden root verify root-v2.json --trusted root-v1.json; then echo "unexpected: accepted"; exit 1; fi
 
 say "root1 countersigns before leaving, so v1's threshold is met: the rotation verifies."
-warden root sign root-v2.json --key root1.key
+warden root sign root-v2.json --key root1.key --previous root-v1.json
 warden root verify root-v2.json --trusted root-v1.json
 
 say "A forged v3 that skips a version is refused, whoever signed it:"

@@ -23,7 +23,7 @@ cp -r "$REPO/policies/lib" lib
 warden policy sign standard-src --key officer1.key --out standard-v1.bundle
 say "One signature is not enough (exit 1):"
 if warden policy verify standard-v1.bundle --root root.json; then echo "unexpected: accepted"; exit 1; fi
-warden policy cosign standard-v1.bundle --key officer2.key
+warden policy cosign standard-v1.bundle --key officer2.key --root root.json
 warden policy verify standard-v1.bundle --root root.json
 
 say "Compliance tightens a threshold and releases version 2 (officers 2 and 3 sign)."

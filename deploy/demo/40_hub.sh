@@ -45,10 +45,10 @@ for node in ("emea-1", "apac-1"):
     key = keys.load_private(f"{node}.key")
     token = Path(f"{node}.token").read_text().strip()
     with HubClient(hub, ca_cert=ca) as anon:
-        r = anon.enroll(node, key.public.raw, token, agent_version="demo")
+        r = anon.enroll(node, key, token, agent_version="demo")
         print(f"{node}: enrolled, ledger entry {r.index}")
         try:
-            anon.enroll(node, key.public.raw, token)
+            anon.enroll(node, key, token)
         except EnrollmentError as exc:
             print(f"{node}: the same token again is refused: {exc.message}")
     prev, records = GENESIS_PREV, []

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from hub.ledger.store import LedgerStore, StoredCheckpoint
-from trust.errors import UsageError
+from trust.errors import StorageUnavailableError, UsageError
 from trust.keys import SigningKey
 from trust.timeutil import utcnow
 
@@ -107,5 +107,7 @@ class Checkpointer:
         while not self._stop.wait(min(self.interval, 0.25)):
             try:
                 self.maybe_checkpoint()
+            except StorageUnavailableError:
+                pass  # hub.db logs each storage condition once; retry next interval
             except Exception:  # noqa: BLE001 - a transient DB error must not end checkpointing
                 _log.exception("signing a checkpoint failed; retrying next interval")

@@ -69,13 +69,17 @@ from trust.checkpoint import Checkpoint, parse_checkpoint, parse_note, sign_chec
 from trust.errors import (
     AccessDeniedError,
     ChainBrokenError,
+    ConfigError,
     EquivocationError,
     FormatError,
     LedgerError,
     NotFoundError,
+    RecordTooLargeError,
     RollbackError,
     SequenceGapError,
     SignatureError,
+    StorageFullError,
+    StorageUnavailableError,
     UsageError,
     WardenError,
 )
@@ -204,9 +208,13 @@ class SqlLedgerStore(LedgerStore):
         hub_key: SigningKey | None = None,
         hub_public_key: PublicKey | None = None,
         verifier: RecordVerifier | None = None,
+        max_record_bytes: int | None = None,
+        page_bytes: int | None = None,
     ) -> None:
         self.engine = engine
         self._verifier = verifier or RecordVerifier(0)
+        self._max_record_bytes = max_record_bytes
+        self._page_bytes = page_bytes
         self._hub_key = hub_key
         self._hub_public = hub_public_key or (hub_key.public if hub_key else None)
         if hub_key and hub_public_key and hub_key.public != hub_public_key:
@@ -221,12 +229,24 @@ class SqlLedgerStore(LedgerStore):
         hub_public_key: PublicKey | None = None,
         migrate: bool = True,
         verifier: RecordVerifier | None = None,
+        max_record_bytes: int | None = None,
+        page_bytes: int | None = None,
     ) -> SqlLedgerStore:
-        """Create the engine for ``url``, migrate it, and wrap it."""
+        """Create the engine for ``url``, migrate it, check it takes writes, and wrap it."""
         engine = db.create_engine(url)
         if migrate:
-            db.migrate(engine)
-        return cls(engine, hub_key=hub_key, hub_public_key=hub_public_key, verifier=verifier)
+            try:
+                db.migrate(engine)
+                db.probe_writable(engine)
+            except StorageUnavailableError as exc:
+                engine.dispose()
+                raise ConfigError(exc.message, hint=_start_hint(exc, engine)) from None
+            except BaseException:
+                engine.dispose()
+                raise
+        db.mark_serving(engine)
+        return cls(engine, hub_key=hub_key, hub_public_key=hub_public_key, verifier=verifier,
+                   max_record_bytes=max_record_bytes, page_bytes=page_bytes)
 
     def close(self) -> None:
         """Dispose of the engine's connections (the verifier belongs to whoever passed it)."""
@@ -417,6 +437,7 @@ class SqlLedgerStore(LedgerStore):
             )
         if node_id == HUB_NODE_ID:
             raise AccessDeniedError(f"node id {HUB_NODE_ID!r} is reserved for the hub's own events")
+        self._check_record_sizes(envelopes)
         key = self._current_key(node_id)
         # The expensive checks run before the write lock, possibly in worker processes.
         try:
@@ -454,6 +475,19 @@ class SqlLedgerStore(LedgerStore):
             raise self._flag_equivocation(exc, now) from None
         indexes = [new_idx[v] if is_new else v for is_new, v in positions]
         return AppendResult(indexes, duplicates, size, signed)
+
+    def _check_record_sizes(self, envelopes: Sequence[bytes]) -> None:
+        """Refuse the batch if a record exceeds ``max_record_bytes`` (before any parsing)."""
+        limit = self._max_record_bytes
+        if limit is None:
+            return
+        for i, env in enumerate(envelopes):
+            if len(env) > limit:
+                raise RecordTooLargeError(
+                    f"record {i} of the batch is {len(env)} bytes; this hub accepts records of"
+                    f" at most {limit} bytes (max_record_bytes); nothing was stored",
+                    hint="keep large evidence out of the record: sign its digest instead",
+                )
 
     def _check_with_history(
         self, node_id: str, current: PublicKey, envelopes: Sequence[bytes]
@@ -567,6 +601,8 @@ class SqlLedgerStore(LedgerStore):
     ) -> None:
         """See :meth:`LedgerStore.create_token`."""
         check_node_id(node_id)
+        if node_id == HUB_NODE_ID:
+            raise UsageError(f"node id {HUB_NODE_ID!r} is reserved for the hub's own events")
         _check_hex(token_sha256, "token_sha256")
         if expires_at <= now:
             raise UsageError("an enrollment token must expire in the future")
@@ -951,16 +987,25 @@ class SqlLedgerStore(LedgerStore):
             raise NotFoundError(f"ledger entry {idx} does not exist")
         return _entry(row)
 
-    def entries(self, start: int, end: int) -> list[Entry]:
+    def entries(self, start: int, end: int, *, max_bytes: int | None = None) -> list[Entry]:
         """See :meth:`LedgerStore.entries`."""
         start, end = max(start, 0), min(end, MAX_INT)
         if start >= end:
             return []
+        budget = self._page_bytes if max_bytes is None else max_bytes
+        e = t.entries
         with self.engine.connect() as conn:
+            if budget is not None:
+                # Sizes first (both databases answer length() without reading the blob), so
+                # a page of large envelopes is never loaded whole just to be cut.
+                sizes = conn.execute(
+                    sa.select(e.c.idx, sa.func.length(e.c.envelope))
+                    .where(e.c.idx >= start, e.c.idx < end)
+                    .order_by(e.c.idx)
+                ).all()
+                end = _page_end(sizes, budget, end)
             rows = conn.execute(
-                sa.select(t.entries)
-                .where(t.entries.c.idx >= start, t.entries.c.idx < end)
-                .order_by(t.entries.c.idx)
+                sa.select(e).where(e.c.idx >= start, e.c.idx < end).order_by(e.c.idx)
             ).all()
         return [_entry(r) for r in rows]
 
@@ -1034,7 +1079,12 @@ class SqlLedgerStore(LedgerStore):
         if root is None:
             root = self._resolve(conn, merkle.root_plan(size))[0]
         cp = Checkpoint(signer.origin, size, root)
-        note = sign_checkpoint(cp, signer.key_name, signer.key)
+        note = sign_checkpoint(cp, signer.key_name, signer.key)  # refuses a malformed origin
+        if latest is not None and latest.origin != signer.origin:
+            raise LedgerError(
+                f"this ledger's checkpoints are signed under origin {latest.origin!r}; refusing"
+                f" to sign one under {signer.origin!r} (a ledger keeps one origin for life)"
+            )
         conn.execute(
             sa.insert(t.checkpoints).values(size=size, root_hash=root, note=note, created_at=now)
         )
@@ -1081,6 +1131,29 @@ class SqlLedgerStore(LedgerStore):
         if row is None:
             raise NotFoundError(f"no checkpoint was signed at tree size {size}")
         return _checkpoint(row)
+
+
+def _page_end(sizes: Sequence[Any], budget: int, end: int) -> int:
+    """The index a page stops before: envelopes up to ``budget`` bytes, at least one entry.
+
+    ``sizes`` are ``(idx, envelope length)`` rows in index order from the page's start.
+    """
+    total = 0
+    for n, (idx, length) in enumerate(sizes):
+        total += int(length)
+        if total > budget and n > 0:
+            return int(idx)
+    return end
+
+
+def _start_hint(exc: StorageUnavailableError, engine: Engine) -> str:
+    """What an operator should do when the database fails the start-up checks."""
+    if isinstance(exc, StorageFullError):
+        return "free space for the database (or raise its quota), then start the hub again"
+    if db.is_sqlite(engine):
+        return "make the database file, its -wal/-shm files and its directory writable by the hub"
+    return ("check the host, port and database in the 'database' URL, that PostgreSQL runs"
+            " there, and that it is a writable primary (not a standby or read-only database)")
 
 
 def _claimed_chain(envelope: bytes) -> tuple[int, str] | None:

@@ -22,6 +22,15 @@ Append rules (:meth:`LedgerStore.append_records`), applied to a batch all-or-not
 6. otherwise ``seq`` must be the node's last + 1 (``SequenceGapError(expected=...)``) and
    ``prev`` the SHA-256 of the node's previous envelope (``ChainBrokenError``).
 
+Limits (set at :meth:`LedgerStore.open`; ``None`` = unlimited): a record envelope larger than
+``max_record_bytes`` is refused before anything else (:class:`RecordTooLargeError`, nothing
+written); :meth:`LedgerStore.entries` returns at most ``page_bytes`` of envelopes (always at
+least one entry), so a reader continues from the last returned index + 1.
+
+A ledger has one checkpoint origin for life: a checkpoint is never signed under an origin other
+than the stored checkpoints' (:class:`LedgerError`), since consistency proofs between the two
+would verify under neither.
+
 Nothing is acknowledged before it is committed durably. Hub events (enrollments, key
 rotations, policy publications, approvals) are ledger entries of the stream ``node_id="hub"``
 signed by the hub key, with their own ``seq``/``prev`` chain, appended atomically with the
@@ -119,6 +128,11 @@ class StoredCheckpoint:
         """The RFC 9162 root at that size."""
         return self.checkpoint.root_hash
 
+    @property
+    def origin(self) -> str:
+        """The log origin the checkpoint was signed under (its first line)."""
+        return self.checkpoint.origin
+
 
 @dataclass(frozen=True)
 class NodeInfo:
@@ -202,19 +216,25 @@ class LedgerStore(abc.ABC):
         hub_public_key: PublicKey | None = None,
         migrate: bool = True,
         verifier: RecordVerifier | None = None,
+        max_record_bytes: int | None = None,
+        page_bytes: int | None = None,
     ) -> LedgerStore:
         """Open (and migrate) the store at ``url``: a SQLite path/URL or a PostgreSQL URL.
 
         ``hub_key`` signs hub events and checkpoints; without it the store is read-only for
         hub events (``append_hub_event`` still accepts envelopes signed by ``hub_public_key``).
         ``verifier`` checks appended records (default: in the calling thread); the caller
-        keeps ownership and closes it after the store.
+        keeps ownership and closes it after the store. ``max_record_bytes`` and
+        ``page_bytes`` are the limits of the module docstring.
+
+        With ``migrate`` the database must also take a write (a probe that is rolled back):
+        a database that is read-only, full or unreachable is a :class:`ConfigError` naming it.
         """
         from hub.ledger.sql import SqlLedgerStore
 
         return SqlLedgerStore.connect(
             url, hub_key=hub_key, hub_public_key=hub_public_key, migrate=migrate,
-            verifier=verifier,
+            verifier=verifier, max_record_bytes=max_record_bytes, page_bytes=page_bytes,
         )
 
     @abc.abstractmethod
@@ -390,8 +410,10 @@ class LedgerStore(abc.ABC):
         """Entry ``idx``; ``NotFoundError`` if beyond the end."""
 
     @abc.abstractmethod
-    def entries(self, start: int, end: int) -> list[Entry]:
-        """Entries ``start ≤ idx < end`` (clipped to the ledger), in order."""
+    def entries(self, start: int, end: int, *, max_bytes: int | None = None) -> list[Entry]:
+        """Entries ``start ≤ idx < end`` (clipped to the ledger), in order, cut after at most
+        ``max_bytes`` of envelopes (default: the store's ``page_bytes``), always at least one
+        entry when any is in range. Continue from the last returned index + 1."""
 
     @abc.abstractmethod
     def find_entry(self, node_id: str, seq: int) -> Entry:

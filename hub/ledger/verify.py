@@ -20,7 +20,11 @@ Invariants:
   forked), all at once when the verifier is built, and ignore SIGINT, so a Ctrl-C drains the
   hub instead of killing its verifiers; a worker exits by itself within a second of its
   hub's death (even by SIGKILL). A worker that dies breaks only the pool: it is replaced and
-  the batch in flight is checked in-process.
+  the batch in flight is checked in-process (if no replacement starts, checking stays
+  in-process, logged once).
+* Building a verifier with workers waits until every worker answered: a pool that cannot
+  start raises :class:`ConfigError` saying why, so a hub never serves without it (and never
+  exits silently on the :class:`BrokenPipeError` a dead child leaves behind).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing
+import multiprocessing.spawn
 import os
 import signal
 import sys
@@ -42,7 +47,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from trust.canonical import Sha256
-from trust.errors import AccessDeniedError, WardenError
+from trust.errors import AccessDeniedError, ConfigError, WardenError
 from trust.keys import PublicKey
 from trust.merkle import leaf_hash
 from trust.record import AuditRecord
@@ -51,6 +56,8 @@ __all__ = ["Checked", "RecordVerifier", "check_records"]
 
 log = logging.getLogger("warden.hub.verify")
 _PARENT_POLL_S = 0.5
+_START_TIMEOUT_S = 120.0
+"""How long a new pool may take until every worker has imported this module and answered."""
 
 
 class Checked(NamedTuple):
@@ -126,6 +133,32 @@ def _ready() -> bool:
     return True
 
 
+def _interpreter() -> str:
+    """The interpreter ``spawn`` starts workers with."""
+    return os.fsdecode(multiprocessing.spawn.get_executable() or sys.executable)
+
+
+def _start_failure(workers: int, exc: BaseException) -> ConfigError:
+    """Why ``workers`` verifier processes did not start, as the operator needs to hear it."""
+    exe = _interpreter()
+    if not os.access(exe, os.X_OK):
+        why = f"the interpreter {exe} does not exist or is not executable"
+    elif isinstance(exc, TimeoutError):
+        why = f"they did not answer within {_START_TIMEOUT_S:.0f} s"
+    elif isinstance(exc, BrokenProcessPool | BrokenPipeError) or (
+        isinstance(exc, OSError) and exc.errno is None
+    ):
+        why = (f"they exited during start-up ({exe}; out of memory, a process limit, or an"
+               " interpreter that cannot import Warden)")
+    else:
+        why = f"{exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
+    return ConfigError(
+        f"cannot start {workers} record-verifier process{'es' if workers != 1 else ''}: {why}",
+        hint="fix the cause, or set 'verify_workers: 0' in hub.yaml to verify records in the"
+             " RPC threads (slower)",
+    )
+
+
 @contextmanager
 def _without_main() -> Iterator[None]:
     """Launch workers without re-running the parent's ``__main__`` in them.
@@ -158,17 +191,31 @@ class RecordVerifier:
         self._pool = self._start() if workers else None
 
     def _start(self) -> ProcessPoolExecutor:
-        pool = ProcessPoolExecutor(
-            max_workers=self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_worker_init,
-            initargs=(os.getpid(),),
-        )
-        # Start every worker now (in the background) so the first append does not wait; with
-        # all of them running, later submissions never launch another process.
-        with _without_main():
-            for _ in range(self.workers):
-                pool.submit(_ready)
+        """A pool whose every worker is running; :class:`ConfigError` if they cannot start."""
+        exe = _interpreter()
+        if not os.access(exe, os.X_OK):  # before anything is spawned (the resource tracker too)
+            raise _start_failure(self.workers, FileNotFoundError(2, "not found", exe))
+        pool: ProcessPoolExecutor | None = None
+        # Start every worker now so the first append does not wait, and wait until each has
+        # answered: with all of them running, later submissions never launch another process,
+        # and a pool that cannot start fails here, saying why, not on some later append.
+        try:
+            pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
+                initargs=(os.getpid(),),
+            )
+            with _without_main():
+                ready = [pool.submit(_ready) for _ in range(self.workers)]
+            for f in ready:
+                f.result(timeout=_START_TIMEOUT_S)
+        except (OSError, BrokenProcessPool, TimeoutError) as exc:
+            # OSError covers the BrokenPipeError of a child (or the resource tracker, also
+            # spawned) that died before reading its start-up data.
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise _start_failure(self.workers, exc) from exc
         return pool
 
     def check(self, node_id: str, key: PublicKey, envelopes: Sequence[bytes]) -> list[Checked]:
@@ -202,7 +249,14 @@ class RecordVerifier:
         with self._lock:
             if self._pool is broken and not self._closed:
                 broken.shutdown(wait=False, cancel_futures=True)
-                self._pool = self._start()
+                self._pool = None  # check in-process until (unless) a new pool runs
+                try:
+                    self._pool = self._start()
+                except ConfigError as exc:
+                    # Appends still verify (in the RPC threads, the same checks): slower,
+                    # never weaker. Logged once: no pool, no further restarts.
+                    log.error("record verifier processes cannot be restarted (%s); verifying"
+                              " in-process from now on", exc.message)
 
     def close(self) -> None:
         """Stop the workers (waits for chunks in flight)."""

@@ -18,7 +18,9 @@ def endpoints(state: HubState) -> dict[str, Endpoint]:
     """Endpoints bound to ``state``."""
 
     def enroll(p: Principal, req: pb.EnrollRequest, ctx: grpc.ServicerContext) -> pb.EnrollResponse:
-        r = handlers.enroll(state, req.node_id, req.public_key, req.token)
+        r = handlers.enroll(state, req.node_id, req.public_key, req.token,
+                            signed_at=req.time, signature=req.signature,
+                            agent_version=req.agent_version)
         return pb.EnrollResponse(index=r.index, envelope=r.envelope,
                                  checkpoint=serde.checkpoint_to_proto(r.checkpoint.note))
 

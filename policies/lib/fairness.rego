@@ -16,6 +16,14 @@
 # checks could not compute it, e.g. a group without positives), absent or mistyped metric is
 # the violation fairness.metric_unavailable, unless compliance sets allow_missing_metrics: true.
 #
+# Unmeasurable features fail closed too: when the checks found fewer than two usable groups
+# (a sensitive column that is all null, one group only, or one left after min_group_size
+# suppression), the feature's evidence has `unmeasurable: {reason, usable_groups}` and every
+# metric null. That is one violation fairness.unmeasurable naming the feature and the reason
+# (instead of one metric_unavailable per metric), whenever any fairness threshold is
+# configured or the feature is listed in sensitive_features; a warning under
+# allow_missing_metrics: true, like any other missing metric.
+#
 # Features are iterated by key and metrics read by full static paths (no helper rules,
 # object.get or computed keys into data.config): in micro-benchmarks on rego-cpp 1.5.2 these
 # forms were cheaper, but the whole-decision gain was within measurement noise.
@@ -132,9 +140,60 @@ _unavailable contains [feature, "four_fifths.passed", "require_four_fifths_rule"
 	not is_boolean(input.evidence.fairness[feature].four_fifths.passed)
 }
 
+# Features the checks could not measure (see the header).
+_unmeasurable contains feature if {
+	some feature, m in input.evidence.fairness
+	is_object(m.unmeasurable)
+}
+
+_thresholds_configured if data.config.max_demographic_parity_difference != null
+
+_thresholds_configured if data.config.min_demographic_parity_ratio != null
+
+_thresholds_configured if data.config.max_equalized_odds_difference != null
+
+_thresholds_configured if data.config.max_equal_opportunity_difference != null
+
+_thresholds_configured if data.config.require_four_fifths_rule == true
+
+# Unmeasurable features that matter: every one when a threshold is configured (the set of
+# features whose metrics _unavailable would report), and every required one.
+_unmeasurable_required contains feature if {
+	_thresholds_configured
+	some feature in _unmeasurable
+}
+
+_unmeasurable_required contains feature if {
+	some feature in _unmeasurable
+	feature in data.config.sensitive_features
+}
+
+violations contains v if {
+	not data.config.allow_missing_metrics == true
+	some feature in _unmeasurable_required
+	v := {
+		"rule": "fairness.unmeasurable",
+		"message": sprintf(
+			"%s: fairness cannot be measured (%v); no fairness metric is available for it (missing evidence never passes)",
+			[feature, input.evidence.fairness[feature].unmeasurable.reason],
+		),
+		"severity": "high",
+	}
+}
+
+warnings contains msg if {
+	data.config.allow_missing_metrics == true
+	some feature in _unmeasurable_required
+	msg := sprintf(
+		"fairness: %s cannot be measured (%v); not checked: allow_missing_metrics",
+		[feature, input.evidence.fairness[feature].unmeasurable.reason],
+	)
+}
+
 violations contains v if {
 	not data.config.allow_missing_metrics == true
 	some u in _unavailable
+	not u[0] in _unmeasurable # reported once, with its reason, as fairness.unmeasurable
 	v := {
 		"rule": "fairness.metric_unavailable",
 		"message": sprintf(
@@ -148,6 +207,7 @@ violations contains v if {
 warnings contains msg if {
 	data.config.allow_missing_metrics == true
 	some u in _unavailable
+	not u[0] in _unmeasurable
 	msg := sprintf("fairness: %s metric %s is null or absent (%s not checked: allow_missing_metrics)", u)
 }
 

@@ -153,3 +153,63 @@ test_allow_missing_metrics_turns_it_into_a_warning if {
 	count(vs) == 0
 	ws == {"fairness: sex metric demographic_parity_difference is null or absent (max_demographic_parity_difference not checked: allow_missing_metrics)"}
 }
+
+# A sensitive column blanked to null: the checks report one "missing" group, no usable one.
+blank := {"sex": {
+	"demographic_parity_difference": null,
+	"demographic_parity_ratio": null,
+	"four_fifths": {"threshold": 0.8, "ratio": null, "passed": null, "reference_group": null, "failing_groups": []},
+	"equalized_odds_difference": null,
+	"equal_opportunity_difference": null,
+	"groups": {"missing": {"n": 500}},
+	"unmeasurable": {"reason": "no usable group; missing sensitive values are not a group to compare: missing", "usable_groups": []},
+}}
+
+test_unmeasurable_feature_is_one_violation_naming_it if {
+	c := cfg
+	f := blank
+	vs := fairness.violations with input.evidence.fairness as f with data.config as c
+	vs == {{
+		"rule": "fairness.unmeasurable",
+		"message": "sex: fairness cannot be measured (no usable group; missing sensitive values are not a group to compare: missing); no fairness metric is available for it (missing evidence never passes)",
+		"severity": "high",
+	}}
+}
+
+test_unmeasurable_required_feature_denies_without_thresholds if {
+	c := {"sensitive_features": ["sex"]}
+	f := blank
+	vs := fairness.violations with input.evidence.fairness as f with data.config as c
+	[v.rule | some v in vs] == ["fairness.unmeasurable"]
+}
+
+test_unmeasurable_intersection_denies_when_thresholds_are_set if {
+	c := cfg
+	f := {"sex": fair.sex, "sex|age_band": blank.sex}
+	vs := fairness.violations with input.evidence.fairness as f with data.config as c
+	[v.message | some v in vs] == ["sex|age_band: fairness cannot be measured (no usable group; missing sensitive values are not a group to compare: missing); no fairness metric is available for it (missing evidence never passes)"]
+}
+
+test_unmeasurable_unrequired_feature_without_thresholds_is_not_judged if {
+	c := {"sensitive_features": ["race"], "min_group_size": 30}
+	f := {"race": fair.sex, "sex": blank.sex}
+	vs := fairness.violations with input.evidence.fairness as f with data.config as c
+	count(vs) == 0
+}
+
+test_unmeasurable_is_a_warning_only_under_allow_missing_metrics if {
+	c := object.union(cfg, {"allow_missing_metrics": true})
+	f := blank
+	vs := fairness.violations with input.evidence.fairness as f with data.config as c
+	ws := fairness.warnings with input.evidence.fairness as f with data.config as c
+	count(vs) == 0
+	ws == {"fairness: sex cannot be measured (no usable group; missing sensitive values are not a group to compare: missing); not checked: allow_missing_metrics"}
+}
+
+test_null_metrics_without_the_unmeasurable_mark_still_fail_closed if {
+	c := cfg
+	f := {"sex": object.remove(blank.sex, ["unmeasurable"])}
+	vs := fairness.violations with input.evidence.fairness as f with data.config as c
+	count(vs) == 5
+	{v.rule | some v in vs} == {"fairness.metric_unavailable"}
+}

@@ -332,7 +332,11 @@ def test_rejection_is_not_an_approval(world: dict[str, Path]) -> None:
     path = _approval(world["dir"], "reject.approval", RISK, "risk_officer", "credit:7", "reject")
     reject = Approval.from_envelope(path.read_bytes(), root)
     doc = build_policy_input(
-        {}, ModelInfo("credit", "7", "production"), now=NOW, approvals=[reject]
+        {},
+        ModelInfo("credit", "7", "production"),
+        now=NOW,
+        approvals=[reject],
+        allow_unnamed_evidence=True,  # empty evidence names no model (issue 8, item 2)
     )
     assert doc["approvals"] == []
 

@@ -286,7 +286,12 @@ def test_console_script_and_schema(credit, warden_bin: str) -> None:
     assert proc.returncode == 0, proc.stderr
     ev = json.loads(proc.stdout)
     assert ev["schema"] == "warden.evidence/v1"
-    assert "rows" in proc.stderr  # the progress line went to stderr, not into the JSON
+    # Progress goes to stderr, never into the JSON, and ends with one deterministic line
+    # whatever the timing (before: no line at all when the run ended within 0.2 s). Lines
+    # before it appear only on a run slower than LOG_INTERVAL_S.
+    lines = proc.stderr.splitlines()
+    assert lines and lines[-1] == "rows read: 3,000", proc.stderr
+    assert all(line.startswith("rows read: ") and line.endswith(" so far") for line in lines[:-1])
     schema = subprocess.run(
         [warden_bin, "check", "schema"], capture_output=True, text=True, timeout=60
     )
@@ -332,3 +337,87 @@ def test_evidence_never_contains_raw_rows(credit, capsys) -> None:
     ]
     assert raw, "the fixture must offer distinctive raw values"
     assert not leaves & {float(v) for v in raw}
+
+
+def test_progress_only_when_asked_and_final_line_exact(credit, capsys) -> None:
+    argv = [
+        "check",
+        "run",
+        "--data",
+        str(credit["csv"]),
+        "--label",
+        "repaid",
+        "--pred",
+        "approved",
+        "--chunk-rows",
+        "700",
+    ]
+    code, out, err = run(argv, capsys)  # stderr is not a terminal here
+    assert code == 0 and err == ""
+    code, out, err = run([*argv, "--progress"], capsys)
+    assert code == 0 and json.loads(out)["data"]["rows"] == 3000
+    assert err.splitlines()[-1] == "rows read: 3,000"
+
+
+def test_progress_bar_on_a_terminal_is_cleared_and_leaves_the_rows_read_line() -> None:
+    import io
+    import re
+
+    from agent.checks.cli import _Progress
+
+    stream = io.StringIO()
+    bar = _Progress(2500, stream, terminal=True)
+    for _ in range(5):
+        bar(500)
+    bar.finish()
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stream.getvalue())  # drop ANSI controls
+    assert text.replace("\r", "").splitlines()[-1] == "rows read: 2,500"
+
+
+def test_failed_run_prints_its_error_and_no_rows_read_line(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("y,p\n0,0\n1,1\n2,1\n")
+    code, out, err = run(
+        ["check", "run", "--data", str(bad), "--label", "y", "--pred", "p", "--progress"], capsys
+    )
+    assert code == 2 and out == ""
+    assert err.splitlines()[0].startswith(f"error: {bad}: column 'y' must be binary")
+    assert "rows read" not in err
+
+
+def test_out_is_written_atomically(credit, tmp_path: Path, capsys) -> None:
+    out_file = tmp_path / "evidence.json"
+    code, out, _ = run(
+        [
+            "check",
+            "run",
+            "--data",
+            str(credit["csv"]),
+            "--label",
+            "repaid",
+            "--pred",
+            "approved",
+            "--out",
+            str(out_file),
+        ],
+        capsys,
+    )
+    assert code == 0
+    assert json.loads(out_file.read_text()) == json.loads(out)
+    assert [p.name for p in tmp_path.iterdir()] == ["evidence.json"]  # no temporary file
+
+
+def test_progress_in_a_log_is_plain_lines_ending_with_rows_read(monkeypatch) -> None:
+    import io
+
+    import agent.checks.cli as cli
+
+    monkeypatch.setattr(cli, "LOG_INTERVAL_S", 0.0)  # a line on every chunk
+    stream = io.StringIO()
+    bar = cli._Progress(None, stream, terminal=False)
+    bar(1000)
+    bar(234)
+    bar.finish()
+    assert (
+        stream.getvalue() == "rows read: 1,000 so far\nrows read: 1,234 so far\nrows read: 1,234\n"
+    )

@@ -50,7 +50,7 @@ def test_manifest_directory_is_data_error(tmp_path: Path) -> None:
 def test_manifest_impossible_yaml_date_is_format_error(tmp_path: Path) -> None:
     p = tmp_path / "m.yaml"
     p.write_text("trained_at: 2025-13-45\n")  # PyYAML raises ValueError, not YAMLError
-    with pytest.raises(FormatError, match=r"m\.yaml: not valid YAML/JSON \(month must be"):
+    with pytest.raises(FormatError, match=r"m\.yaml: not valid YAML \(month must be"):
         load_manifest(p)
 
 
@@ -127,7 +127,7 @@ def test_model_card_directory_and_bad_date(tmp_path: Path) -> None:
         parse_model_card(tmp_path)
     p = tmp_path / "card.yaml"
     p.write_text("model_details: {date: 2025-13-45}\n")
-    with pytest.raises(FormatError, match=r"card\.yaml: not valid YAML/JSON"):
+    with pytest.raises(FormatError, match=r"card\.yaml: not valid YAML"):
         parse_model_card(p)
 
 

@@ -169,7 +169,7 @@ def node_client(world: HubWorld, hub: RunningHub, node: Node) -> HubClient:
 def enroll(world: HubWorld, hub: RunningHub, node: Node) -> None:
     """Enroll ``node`` with a fresh token."""
     with operator(world, hub, None) as c:
-        c.enroll(node.node_id, node.key.public.raw, world.token_for(node.node_id))
+        c.enroll(node.node_id, node.key, world.token_for(node.node_id))
 
 
 def wait_for(predicate: object, timeout: float = 5.0) -> None:

@@ -92,13 +92,13 @@ def test_enroll_with_a_bad_token_is_refused(world: HubWorld, hub: RunningHub) ->
     node = Node("emea-1")
     with operator(world, hub, None) as c:
         with pytest.raises(EnrollmentError):
-            c.enroll("emea-1", node.key.public.raw, "wdn_not-a-token")
+            c.enroll("emea-1", node.key, "wdn_not-a-token")
         token = world.token_for("emea-1")
         with pytest.raises(EnrollmentError):  # a token for another node
-            c.enroll("apac-1", node.key.public.raw, token)
-        c.enroll("emea-1", node.key.public.raw, token)
+            c.enroll("apac-1", node.key, token)
+        c.enroll("emea-1", node.key, token)
         with pytest.raises(EnrollmentError):  # reused
-            c.enroll("emea-1", keys.generate().public.raw, token)
+            c.enroll("emea-1", keys.generate(), token)
 
 
 def test_expired_token_is_refused(world: HubWorld, hub: RunningHub) -> None:
@@ -112,7 +112,7 @@ def test_expired_token_is_refused(world: HubWorld, hub: RunningHub) -> None:
     hub.state.store.create_token("emea-1", hash_token("wdn_expired"), now - timedelta(seconds=1),
                                  now=now - timedelta(hours=1))
     with operator(world, hub, None) as c, pytest.raises(EnrollmentError, match="expired"):
-        c.enroll("emea-1", keys.generate().public.raw, "wdn_expired")
+        c.enroll("emea-1", keys.generate(), "wdn_expired")
 
 
 def _grpc_code(exc_info: pytest.ExceptionInfo[grpc.RpcError]) -> grpc.StatusCode:

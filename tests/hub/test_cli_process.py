@@ -80,7 +80,7 @@ def _enroll(warden: str, hub: Path, port: int, node: Node, *, cli: bool = False)
         token = _token(hub, node.node_id)
     ca = (hub / "tls" / "ca.crt").read_bytes()
     with HubClient(f"127.0.0.1:{port}", ca_cert=ca) as anon:
-        anon.enroll(node.node_id, node.key.public.raw, token)
+        anon.enroll(node.node_id, node.key, token)
     return HubClient(f"127.0.0.1:{port}", ca_cert=ca, node=NodeIdentity(node.node_id, node.key))
 
 

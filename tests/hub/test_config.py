@@ -62,6 +62,9 @@ def test_relative_paths_resolve_against_the_file(tmp_path: Path) -> None:
         ("insecure: true\nlog_level: loud\n", "log_level"),
         ("insecure: true\nverify_workers: -1\n", "verify_workers must be ≥ 0"),
         ("insecure: [\n", "not valid YAML"),
+        ("insecure: true\nclock_skew_s: 99999999999\n", "clock_skew_s must be between 1 and 86400"),
+        ("insecure: true\ndrain_s: .nan\n", "drain_s must be a finite number"),
+        ("insecure: true\ndatabase: mysql://u@db/warden\n", "only sqlite and postgresql"),
     ],
 )
 def test_bad_config_names_key_and_file(tmp_path: Path, text: str, needle: str) -> None:
@@ -125,3 +128,34 @@ def test_init_refuses_a_bad_origin_before_writing(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="'my hub'"):
         init_hub(tmp_path / "hub", origin="my hub")
     assert not (tmp_path / "hub").exists()
+
+
+def test_duplicate_key_in_hub_yaml_is_refused(tmp_path: Path) -> None:
+    # Last-one-wins would let one file say two origins to two readers (issue 8, item 5).
+    p = _write(tmp_path, "insecure: true\norigin: a.example/hub\norigin: b.example/hub\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(p, env={})
+    assert str(p) in exc.value.message
+    assert "duplicate key 'origin'" in exc.value.message and "line 3" in exc.value.message
+
+
+def test_non_utf8_hub_yaml_names_file_and_byte_offset(tmp_path: Path) -> None:
+    p = tmp_path / "hub.yaml"
+    p.write_bytes(b"insecure: true\n# caf\xe9\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(p, env={})
+    assert exc.value.message == f"{p}: not UTF-8 text (byte offset 20: b'\\xe9')"
+
+
+@pytest.mark.parametrize("url", ["sqlite:///l.db", "l.db", "postgresql://u@h/d",
+                                 "postgresql+psycopg://u@h/d", "postgres://u@h/d"])
+def test_supported_database_urls_are_accepted(tmp_path: Path, url: str) -> None:
+    p = _write(tmp_path, "insecure: true\n")
+    assert load_config(p, env={}, overrides={"database": url}).database.endswith(url.split("/")[-1])
+
+
+def test_clock_skew_of_one_day_is_the_largest_accepted(tmp_path: Path) -> None:
+    p = _write(tmp_path, "insecure: true\n")
+    assert load_config(p, env={"WARDEN_HUB_CLOCK_SKEW_S": "86400"}).clock_skew_s == 86400
+    with pytest.raises(ConfigError, match="clock_skew_s must be between 1 and 86400"):
+        load_config(p, env={"WARDEN_HUB_CLOCK_SKEW_S": "86401"})

@@ -7,6 +7,7 @@ import pytest
 from hub.config import Role
 from hub.server import RunningHub
 from protos.client import HubClient, NodeIdentity
+from protos.warden.v1 import enrollment_pb2
 from trust import dsse, keys
 from trust.approval import APPROVAL_PAYLOAD_TYPE, build_approval
 from trust.errors import AccessDeniedError, EnrollmentError, FormatError, SignatureError
@@ -19,13 +20,16 @@ from .harness import HubWorld, Node, bundle, enroll, node_client, operator
 def test_enroll_appends_a_hub_signed_entry(world: HubWorld, hub: RunningHub) -> None:
     node = Node("emea-1")
     with operator(world, hub, None) as c:
-        r = c.enroll("emea-1", node.key.public.raw, world.token_for("emea-1"))
+        r = c.enroll("emea-1", node.key, world.token_for("emea-1"))
         with pytest.raises(EnrollmentError):  # the id is taken
-            c.enroll("emea-1", keys.generate().public.raw, world.token_for("emea-1"))
+            c.enroll("emea-1", keys.generate(), world.token_for("emea-1"))
+        with pytest.raises(FormatError):  # not an ed25519 public key (sent by hand)
+            c._call("/warden.v1.EnrollmentService/Enroll",
+                    enrollment_pb2.EnrollRequest(node_id="emea-2", public_key=b"short",
+                                                 token=world.token_for("emea-2")),
+                    enrollment_pb2.EnrollResponse)
         with pytest.raises(FormatError):
-            c.enroll("emea-1", b"short", world.token_for("emea-1"))
-        with pytest.raises(FormatError):
-            c.enroll("bad id!", node.key.public.raw, world.token_for("emea-2"))
+            c.enroll("bad id!", node.key, world.token_for("emea-2"))
     event = HubEvent.from_envelope(r.envelope, world.officers.hub.public)
     assert event.kind.value == "enrollment"
     assert event.body["node_id"] == "emea-1" and event.body["key_id"] == node.key.key_id

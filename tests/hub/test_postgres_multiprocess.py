@@ -46,7 +46,7 @@ def test_two_hub_processes_one_linear_chain(
             token = _token(hub, node.node_id, url)
             # Enroll through alternating processes too.
             with HubClient(f"127.0.0.1:{ports[i % 2]}", ca_cert=ca) as c:
-                c.enroll(node.node_id, node.key.public.raw, token)
+                c.enroll(node.node_id, node.key, token)
 
         def agent(node: Node) -> None:
             try:

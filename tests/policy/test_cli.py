@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,7 @@ def test_sign_cosign_verify_eval(setup, capsys):
     assert code == 0 and "signed standard v1" in out
     code, _, err = run(capsys, "policy", "verify", bundle, "--root", root)
     assert code == 1 and "1 valid signature(s) from trusted keys, 2 required" in err
-    code, out, _ = run(capsys, "policy", "cosign", bundle, "--key", keys[2])
+    code, out, _ = run(capsys, "policy", "cosign", bundle, "--key", keys[2], "--root", root)
     assert code == 0 and "1 signature(s) added, 2 in total" in out
     code, out, _ = run(capsys, "policy", "verify", bundle, "--root", root)
     assert code == 0 and "signed by 2 of 3 policy keys (threshold 2)" in out
@@ -140,7 +141,8 @@ def test_eval_query_false_is_false(capsys, query, code, defined, result):
 
 def test_policy_test_and_check(capsys):
     code, out, _ = run(capsys, "policy", "test", str(POLICIES / "lib"))
-    assert code == 0 and "PASS: 44/44" in out
+    # Every test of the library passes (their number grows as rules are added).
+    assert code == 0 and re.search(r"^PASS: (\d+)/\1 ", out, re.M) and "FAIL" not in out
     code, out, _ = run(capsys, "policy", "check", str(POLICIES / "examples" / "model.governance"))
     assert code == 0 and "ok: bundle seed-model.governance v1" in out
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
+from trust import strict_yaml
 from trust.policy.bundle import PolicyBundle
 from trust.policy.engine import PolicyEngine
 
@@ -21,9 +21,14 @@ SEED_REGO = {
     "regulatory": "package regulatory\n\ndefault compliant = false\n\n"
     "compliant { input.model.explainability_provided == true; "
     "input.model.bias_test_passed == true }\n",
-    "model.governance": "package model.governance\n\nviolation[msg] { "
-    'input.metrics.demographic_parity_difference > 0.1; msg := sprintf("Demographic parity '
-    'difference %v exceeds threshold 0.1", [input.metrics.demographic_parity_difference]) }\n',
+    # Verbatim from the seed (issue 8, item 3): its field names, its message, its layout.
+    "model.governance": "package model.governance\n"
+    "# Rule: Reject if demographic parity difference > 0.1\n"
+    "violation[msg] {\n"
+    "input.fairness_metrics.demographic_parity_diff > 0.1\n"
+    'msg = sprintf("Demographic parity violation: %v", '
+    "[input.fairness_metrics.demographic_parity_diff])\n"
+    "}\n",
     "model_registry": "package model_registry\n\ndefault allow = false\n\nallow { "
     'input.accuracy >= 0.95; input.bias <= 0.05; input.model_type == "classification" }\n',
     "data_lineage": "package data_lineage\n\ndefault valid = false\n\nvalid { "
@@ -54,17 +59,13 @@ CASES = [
         False,
         [("regulatory.compliant", "data.regulatory.compliant is false")],
     ),
-    ("model.governance", {"metrics": {"demographic_parity_difference": 0.08}}, True, []),
+    # The seed's own input, and one just inside its threshold.
+    ("model.governance", {"fairness_metrics": {"demographic_parity_diff": 0.1}}, True, []),
     (
         "model.governance",
-        {"metrics": {"demographic_parity_difference": 0.15}},
+        {"fairness_metrics": {"demographic_parity_diff": 0.15}},
         False,
-        [
-            (
-                "model.governance.violation",
-                "Demographic parity difference 0.15 exceeds threshold 0.1",
-            )
-        ],
+        [("model.governance.violation", "Demographic parity violation: 0.15")],
     ),
     (
         "model_registry",
@@ -121,7 +122,7 @@ def test_seed_example(engines, name, input_doc, allow, violations):
 
 def federated_data(seed_yaml: Path) -> dict:
     """The documented mapping from the seed's federated YAML onto standard-library data."""
-    seed = yaml.safe_load(seed_yaml.read_text())
+    seed = strict_yaml.load(seed_yaml.read_text(), source=str(seed_yaml))
     assert seed["fairness_metric"] == "demographic_parity"
     data = {
         "max_demographic_parity_difference": seed["bias_threshold"],
@@ -158,3 +159,17 @@ def test_federated_pass_and_fail(engines, passing_input):
             "training data is 400 days old, older than the maximum 365 days",
         ),
     ]
+
+
+def test_model_governance_example_is_the_seeds_rule_not_a_rewrite(engines):
+    """Issue 8 item 3: the example read other fields and said another message than the seed.
+
+    The seed's own input must be denied with the seed's own message; the rewrite's field
+    names must no longer mean anything to it.
+    """
+    e = engines["model.governance"]
+    d = e.evaluate({"fairness_metrics": {"demographic_parity_diff": 0.15}})
+    assert d.allow is False
+    assert [v.message for v in d.violations] == ["Demographic parity violation: 0.15"]
+    assert e.evaluate({"fairness_metrics": {"demographic_parity_diff": 0.05}}).allow is True
+    assert e.evaluate({"metrics": {"demographic_parity_difference": 0.15}}).allow is True

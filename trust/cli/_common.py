@@ -1,11 +1,27 @@
-"""Helpers shared by the ``warden`` command modules: key loading, passphrases, output files."""
+"""Helpers shared by the ``warden`` command modules: keys, passphrases, signers, output files.
+
+Invariants the commands rely on:
+
+* an output path is checked (:func:`check_output_path`) before any work is done, and written
+  only through :func:`write_atomic`: a temporary file beside it, fsynced, then renamed — a
+  reader sees the old file or the new one, never half of one;
+* a passphrase that is set but empty (``--passphrase-file`` of an empty file, or
+  ``WARDEN_KEY_PASSPHRASE=``) is refused, never read as "no passphrase";
+* a signature by a key outside the role that counts it is refused before it is added
+  (:func:`check_signers`), unless the user says ``--force``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
-from collections.abc import Sequence
+import re
+import sys
+import tempfile
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
+from typing import Any
 
 from trust import keys
 from trust.errors import UsageError
@@ -15,7 +31,19 @@ __all__ = [
     "add_passphrase_option",
     "read_passphrase",
     "load_signing_keys",
+    "load_signing_keys_named",
     "load_public_keys",
+    "add_force_option",
+    "add_limit_options",
+    "evaluation_limits",
+    "check_signers",
+    "MAX_LEDGER_INT",
+    "MAX_TIMEOUT_S",
+    "byte_size",
+    "positive_int",
+    "seconds",
+    "whole_number",
+    "check_output_path",
     "write_atomic",
 ]
 
@@ -32,21 +60,46 @@ def add_passphrase_option(parser: argparse.ArgumentParser) -> None:
 
 
 def read_passphrase(args: argparse.Namespace) -> bytes | None:
-    """The passphrase from ``--passphrase-file`` or the environment, if any."""
+    """The passphrase from ``--passphrase-file`` or the environment, if any.
+
+    Set-but-empty is an error in both places: an empty ``WARDEN_KEY_PASSPHRASE`` used to mean
+    "none", so ``key generate`` silently wrote an unencrypted key for a user who believed they
+    had set one.
+    """
     path = getattr(args, "passphrase_file", None)
     if path:
         try:
-            return Path(path).read_bytes().rstrip(b"\r\n")
+            value = Path(path).read_bytes().rstrip(b"\r\n")
         except OSError as exc:
             raise UsageError(f"{path}: cannot read passphrase file ({exc.strerror})") from exc
+        if not value:
+            raise UsageError(
+                f"--passphrase-file {path}: the file is empty; refusing an empty passphrase",
+                hint="write the passphrase into the file, or leave out --passphrase-file",
+            )
+        return value
     env = os.environ.get(PASSPHRASE_ENV)
-    return env.encode("utf-8") if env else None
+    if env is None:
+        return None
+    if not env:
+        raise UsageError(
+            f"${PASSPHRASE_ENV} is set but empty; refusing an empty passphrase",
+            hint=f"set it to the passphrase, or unset it (unset {PASSPHRASE_ENV}) for none",
+        )
+    return env.encode("utf-8")
+
+
+def load_signing_keys_named(
+    paths: Sequence[str], args: argparse.Namespace
+) -> list[tuple[str, keys.SigningKey]]:
+    """Each private key file with the key loaded from it (one passphrase for all, if any)."""
+    passphrase = read_passphrase(args)
+    return [(p, keys.load_private(p, passphrase)) for p in paths]
 
 
 def load_signing_keys(paths: Sequence[str], args: argparse.Namespace) -> list[keys.SigningKey]:
     """Load each private key file (all with the same passphrase, if any)."""
-    passphrase = read_passphrase(args)
-    return [keys.load_private(p, passphrase) for p in paths]
+    return [k for _, k in load_signing_keys_named(paths, args)]
 
 
 def load_public_keys(paths: Sequence[str], args: argparse.Namespace) -> list[keys.PublicKey]:
@@ -56,18 +109,191 @@ def load_public_keys(paths: Sequence[str], args: argparse.Namespace) -> list[key
     return [keys.load_public(p, passphrase) for p in paths]
 
 
-def write_atomic(path: str | Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` via a temporary file and rename: never a half-written file."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+def add_force_option(parser: argparse.ArgumentParser) -> None:
+    """``--force``: add a signature even though the role that would count it lacks the key."""
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="sign even with a key outside the role that counts the signature (warns)",
+    )
+
+
+def check_signers(
+    signers: Sequence[tuple[str, keys.SigningKey]],
+    allowed: Collection[keys.KeyId],
+    role: str,
+    *,
+    force: bool,
+    hint: str | None = None,
+) -> None:
+    """Refuse a key whose signature would count for nothing: it is not in ``role``.
+
+    ``role`` names the role for the message (e.g. ``"the 'policy' role of root v1"``). With
+    ``force`` the signature is allowed and a warning goes to stderr instead. ``hint`` replaces
+    the default hint.
+    """
+    for path, key in signers:
+        if key.key_id in allowed:
+            continue
+        message = (
+            f"{path}: key {key.key_id} is not in {role}; its signature would count for nothing"
+        )
+        if not force:
+            raise UsageError(
+                message,
+                hint=hint or "sign with a key of that role, or pass --force to add it anyway",
+            )
+        print(f"warning: {message} (added anyway: --force)", file=sys.stderr)
+
+
+# The largest index or size a ledger can hold: the database stores them as signed 64-bit.
+MAX_LEDGER_INT = 2**63 - 1
+# The longest wait a command accepts (a day): anything longer is a typo, not a plan.
+MAX_TIMEOUT_S = 24 * 3600.0
+_DIGITS = re.compile(r"[+-]?[0-9]+")
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(|k|m|g|kib|mib|gib|kb|mb|gb)", re.IGNORECASE)
+_UNITS = {"": 1, "k": 2**10, "kib": 2**10, "kb": 10**3, "m": 2**20, "mib": 2**20, "mb": 10**6,
+          "g": 2**30, "gib": 2**30, "gb": 10**9}
+
+
+def whole_number(minimum: int, maximum: int = MAX_LEDGER_INT) -> Callable[[str], int]:
+    """An argparse ``type``: a base-10 integer with ``minimum ≤ value ≤ maximum``."""
+
+    def parse(text: str) -> int:
+        t = text.strip()
+        if not _DIGITS.fullmatch(t):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+        # Count digits before converting: int() refuses strings past 4300 digits itself.
+        too_long = len(t.lstrip("+-").lstrip("0")) > len(str(max(maximum, -minimum)))
+        value = 0 if too_long else int(t)
+        if (too_long and t.startswith("-")) or value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} is out of range: it must be ≥ {minimum}")
+        if too_long or value > maximum:
+            raise argparse.ArgumentTypeError(f"{text} is too large; at most {maximum}")
+        return value
+
+    parse.__name__ = "whole number"  # argparse names the type in its fallback message
+    return parse
+
+
+def seconds(maximum: float = MAX_TIMEOUT_S) -> Callable[[str], float]:
+    """An argparse ``type``: a positive, finite number of seconds, at most ``maximum``."""
+
+    def parse(text: str) -> float:
         try:
-            os.write(fd, data)
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(
+                f"{text} is not a positive, finite number of seconds")
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"{text} is too long; at most {maximum:g} seconds")
+        return value
+
+    parse.__name__ = "seconds"
+    return parse
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type=``: an integer ≥ 1 (a size, a version), refused with a clear message."""
+    return _POSITIVE(text)
+
+
+_POSITIVE = whole_number(1)
+
+
+def byte_size(text: str) -> int:
+    """argparse ``type=``: a size such as ``512MiB``, ``2GiB`` or ``1048576`` (bytes)."""
+    m = _SIZE.fullmatch(text.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a size (examples: 1048576, 512MiB, 2GiB)")
+    value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive size")
+    return value
+
+
+def check_output_path(path: str | os.PathLike[str], *, flag: str | None = "--out") -> Path:
+    """Refuse an output path that cannot become a file, before any work is done.
+
+    A directory (``--out .``), a path ending in a separator, or a file in a directory that
+    does not exist is a :class:`UsageError` naming ``flag`` (the option or argument that gave
+    the path; ``None`` for none) and the path.
+    """
+    text = os.fspath(path)
+    target = Path(text)
+    named = f"{flag} " if flag else ""
+    hint = f"give the path of the file to write, e.g. {named}{target / 'NAME'}"
+    if text and target.is_dir():
+        raise UsageError(f"{named}{text}: is a directory, not a file", hint=hint)
+    if not text or target.name in ("", ".", "..") or text.endswith(("/", os.sep)):
+        raise UsageError(f"{named}{text!r}: not a file name", hint=hint)
+    parent = target.parent
+    if not parent.is_dir():
+        raise UsageError(f"{named}{text}: directory {parent} does not exist")
+    return target
+
+
+def write_atomic(
+    path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644, flag: str | None = None
+) -> None:
+    """Write ``data`` to ``path`` via a temporary file and rename: never a half-written file.
+
+    The path is checked first (:func:`check_output_path`); ``flag`` names the option that gave
+    it in errors (commands call :func:`check_output_path` with it before doing any work).
+    """
+    target = check_output_path(path, flag=flag)
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+        )
+    except OSError as exc:
+        raise UsageError(f"{target}: cannot write ({exc.strerror or exc})") from exc
+    tmp = Path(tmp_name)
+    try:
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:  # os.write may write less than asked
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise UsageError(f"{target}: cannot write ({exc.strerror})") from exc
+        raise UsageError(f"{target}: cannot write ({exc.strerror or exc})") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def add_limit_options(parser: argparse.ArgumentParser) -> None:
+    """``--eval-timeout`` and ``--eval-memory``: the bounds of one policy evaluation."""
+    parser.add_argument(
+        "--eval-timeout", type=seconds(), metavar="SECONDS",
+        help="give up on one policy evaluation after this long: exit 2, 'could not decide' "
+        "(default 10)")
+    parser.add_argument(
+        "--eval-memory", type=byte_size, metavar="SIZE",
+        help="memory one policy evaluation may use, e.g. 512MiB (default 2GiB; at least 64MiB)")
+
+
+def evaluation_limits(args: argparse.Namespace) -> Any:
+    """The :class:`~trust.policy.worker.EvaluationLimits` the flags ask for (defaults else)."""
+    from trust.errors import ConfigError
+    from trust.policy.worker import DEFAULT_LIMITS, EvaluationLimits
+
+    timeout = getattr(args, "eval_timeout", None)
+    memory = getattr(args, "eval_memory", None)
+    if timeout is None and memory is None:
+        return DEFAULT_LIMITS
+    try:
+        return EvaluationLimits(
+            timeout_s=DEFAULT_LIMITS.timeout_s if timeout is None else timeout,
+            memory_bytes=DEFAULT_LIMITS.memory_bytes if memory is None else memory,
+            startup_timeout_s=DEFAULT_LIMITS.startup_timeout_s)
+    except ConfigError as exc:
+        raise UsageError(exc.message) from None

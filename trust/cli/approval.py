@@ -10,7 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from trust.cli._common import add_passphrase_option, load_signing_keys, write_atomic
+from trust.cli._common import (
+    add_passphrase_option,
+    check_output_path,
+    load_signing_keys,
+    write_atomic,
+)
 from trust.cli.main import add_command, add_group
 from trust.errors import UsageError
 
@@ -22,6 +27,7 @@ def _create(args: argparse.Namespace) -> int:
     from trust.approval import APPROVAL_PAYLOAD_TYPE, build_approval
     from trust.timeutil import format_time, parse_time, utcnow
 
+    check_output_path(args.out)
     if args.decision not in ("approve", "reject"):
         raise UsageError(f"--decision must be approve or reject, got {args.decision!r}")
     when = parse_time(args.time, what="--time") if args.time else utcnow()
@@ -33,7 +39,7 @@ def _create(args: argparse.Namespace) -> int:
         reason=args.reason or "",
     )
     env = dsse.sign(APPROVAL_PAYLOAD_TYPE, payload, load_signing_keys(args.key, args))
-    write_atomic(args.out, env.to_json() + b"\n")
+    write_atomic(args.out, env.to_json() + b"\n", flag="--out")
     print(f"wrote {args.out}: {args.decision} {args.subject} as {args.role}")
     return 0
 

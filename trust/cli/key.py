@@ -6,15 +6,26 @@ import argparse
 import json
 
 from trust import keys
-from trust.cli._common import add_passphrase_option, read_passphrase
+from trust.cli._common import add_passphrase_option, check_output_path, read_passphrase
 from trust.cli.main import add_command, add_group
+from trust.errors import KeyError_, UsageError
 
 __all__ = ["register"]
 
 
 def _generate(args: argparse.Namespace) -> int:
+    outputs = [check_output_path(args.out)]
+    if args.public_out:
+        outputs.append(check_output_path(args.public_out, flag="--public-out"))
+    # Both files are refused up front, so a failure never leaves a private key without its pair.
+    if len(outputs) == 2 and outputs[0].resolve() == outputs[1].resolve():
+        raise UsageError("--out and --public-out name the same file")
+    for out in outputs:
+        if out.exists():
+            raise KeyError_(f"{out}: already exists; refusing to overwrite a key")
+    passphrase = read_passphrase(args)  # before any file is written: an empty one is refused
     key = keys.generate()
-    keys.save_private(key, args.out, passphrase=read_passphrase(args))
+    keys.save_private(key, args.out, passphrase=passphrase)
     if args.public_out:
         keys.save_public(key.public, args.public_out)
     _print_key(args.out, key.public, args.json)

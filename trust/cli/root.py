@@ -4,6 +4,10 @@ The life of a root: ``init`` writes version 1 (unsigned, or signed with ``--sign
 officer adds a signature with ``sign``; ``verify`` checks the threshold. ``rotate`` writes
 version N+1 from N with changed roles; it is valid only once a threshold of N's root keys *and*
 of N+1's root keys signed it, which ``verify --trusted OLD`` checks.
+
+Only root keys may sign a root: a key outside the root role (of this version, or of the
+previous one given with ``--previous`` while rotating) is refused, as its signature would
+count for nothing; ``--force`` adds it anyway, with a warning.
 """
 
 from __future__ import annotations
@@ -15,9 +19,12 @@ from datetime import datetime
 
 from trust import dsse
 from trust.cli._common import (
+    add_force_option,
     add_passphrase_option,
+    check_output_path,
+    check_signers,
     load_public_keys,
-    load_signing_keys,
+    load_signing_keys_named,
     write_atomic,
 )
 from trust.cli.main import add_command, add_group
@@ -105,25 +112,44 @@ def _expiry(args: argparse.Namespace) -> datetime:
     return from_now(args.expires or "365d", what="--expires")
 
 
-def _write_root(meta: RootMetadata, args: argparse.Namespace) -> None:
-    signers = load_signing_keys(args.sign or [], args)
-    env = meta.envelope(signers)
-    write_atomic(args.out, env.to_json() + b"\n")
+def _root_keyids(meta: RootMetadata) -> frozenset[KeyId]:
+    return frozenset(meta.roles["root"].keyids)
+
+
+def _write_root(
+    meta: RootMetadata, args: argparse.Namespace, *, previous: RootMetadata | None = None
+) -> None:
+    """Sign ``meta`` with ``--sign`` keys (root keys of it, or of ``previous``) and write it."""
+    signers = load_signing_keys_named(args.sign or [], args)
+    allowed = _root_keyids(meta) | (_root_keyids(previous) if previous else frozenset())
+    check_signers(signers, allowed, _root_role_name(meta, previous), force=args.force)
+    env = meta.envelope(k for _, k in signers)
+    write_atomic(args.out, env.to_json() + b"\n", flag="--out")
     need = meta.roles["root"].threshold
     print(f"wrote {args.out}: root version {meta.version}, expires {format_time(meta.expires)}")
     print(f"signatures: {len(env.signatures)} (root role needs {need})")
 
 
+def _root_role_name(meta: RootMetadata, previous: RootMetadata | None) -> str:
+    name = f"the 'root' role of root v{meta.version}"
+    return f"{name} or of root v{previous.version}" if previous is not None else name
+
+
 def _init(args: argparse.Namespace) -> int:
+    check_output_path(args.out)
+    expires = _expiry(args)
     keys, roles = _roles_from_args(args, None)
-    _write_root(RootMetadata(1, _expiry(args), keys, roles), args)
+    _write_root(RootMetadata(1, expires, keys, roles), args)
     return 0
 
 
 def _rotate(args: argparse.Namespace) -> int:
+    check_output_path(args.out)
+    expires = _expiry(args)
     old = _load_any_root(args.root)
     keys, roles = _roles_from_args(args, old)
-    _write_root(RootMetadata(old.version + 1, _expiry(args), keys, roles), args)
+    # A rotation needs the old root keys' signatures as well as the new ones'.
+    _write_root(RootMetadata(old.version + 1, expires, keys, roles), args, previous=old)
     print(
         f"to take effect, root v{old.version + 1} needs {old.roles['root'].threshold} signature(s) "
         f"from root v{old.version}'s root keys and {roles['root'].threshold} from its own"
@@ -140,12 +166,31 @@ def _load_any_root(path: str) -> RootMetadata:
 
 
 def _sign(args: argparse.Namespace) -> int:
+    out = args.out or args.root
+    check_output_path(out, flag="--out" if args.out else "ROOT")
     env = load_envelope(args.root)
     meta = _load_any_root(args.root)
-    for key in load_signing_keys(args.key, args):
+    previous = None
+    if args.previous:
+        previous = _load_any_root(args.previous)
+        if previous.version != meta.version - 1:
+            raise UsageError(
+                f"--previous {args.previous}: root version {previous.version} does not precede "
+                f"{args.root} (version {meta.version})",
+                hint=f"give root version {meta.version - 1}, the one this root rotates from",
+            )
+    signers = load_signing_keys_named(args.key, args)
+    hint = None
+    if previous is None and meta.version > 1:
+        hint = (
+            f"if it is an old root key signing this rotation, pass --previous with root "
+            f"v{meta.version - 1}; else sign with a root key, or pass --force"
+        )
+    allowed = _root_keyids(meta) | (_root_keyids(previous) if previous else frozenset())
+    check_signers(signers, allowed, _root_role_name(meta, previous), force=args.force, hint=hint)
+    for _, key in signers:
         env = dsse.add_signature(env, key)
-    out = args.out or args.root
-    write_atomic(out, env.to_json() + b"\n")
+    write_atomic(out, env.to_json() + b"\n", flag="--out" if args.out else "ROOT")
     print(f"wrote {out}: root version {meta.version}, {len(env.signatures)} signature(s)")
     return 0
 
@@ -213,6 +258,7 @@ def _add_role_flags(parser: argparse.ArgumentParser, *, required: bool) -> None:
     parser.add_argument(
         "--sign", action="append", metavar="KEYFILE", help="sign right away with this private key"
     )
+    add_force_option(parser)
     add_passphrase_option(parser)
 
 
@@ -245,6 +291,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sign.add_argument("root", metavar="ROOT")
     sign.add_argument("--key", action="append", required=True, metavar="KEYFILE")
     sign.add_argument("--out", metavar="FILE", help="write here instead of in place")
+    sign.add_argument(
+        "--previous",
+        metavar="ROOT",
+        help="the root version this one rotates from: its root keys may sign too",
+    )
+    add_force_option(sign)
     add_passphrase_option(sign)
 
     verify = add_command(

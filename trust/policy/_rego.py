@@ -15,7 +15,8 @@ Invariants:
   (bundle, input). Two layers: a text scan of each whole file (strings and comments blanked
   with their state carried across lines) for file:line errors, and, authoritatively, the
   compiled plan's built-in table, which lists every built-in the modules call whatever the
-  spelling.
+  spelling. An ad-hoc query is compiled into a plan too (:func:`compile_modules` with
+  ``query``), so the same table covers it.
 * Source constructs that crash rego-cpp 1.5.2 are refused before the source reaches it, so a
   policy cannot take the process down (reproduced in tests/policy/test_rego_crashes.py, which
   runs rego-cpp directly in a subprocess):
@@ -54,7 +55,8 @@ __all__ = [
     "is_expression_query",
     "compile_modules",
     "query_bundle",
-    "query_interpreter",
+    "query_text",
+    "query_compiled",
     "parse_diagnostics",
 ]
 
@@ -333,17 +335,29 @@ def _node_errors(node: Any) -> list[str]:
 # --- compile & query --------------------------------------------------------------------------
 
 
+QUERY_SOURCE = "query"  # the name a query's diagnostics carry
+
+
 def compile_modules(
-    modules: Mapping[str, str], data: Mapping[str, Any], entrypoints: list[str]
+    modules: Mapping[str, str],
+    data: Mapping[str, Any],
+    entrypoints: list[str],
+    *,
+    query: str | None = None,
 ) -> tuple[Interpreter, Bundle]:
     """Compile ``modules`` (path → text) with ``data`` into a rego-cpp bundle.
 
-    ``entrypoints`` are rego-cpp entrypoint paths such as ``warden/decision``. Returns the
-    interpreter that compiled (kept alive beside the bundle) and the bundle.
+    ``entrypoints`` are rego-cpp entrypoint paths such as ``warden/decision``; ``query``, if
+    given, is compiled into the bundle's plan too (run it with :func:`query_compiled`), so the
+    same checks — the text scan and the plan's built-in table — cover an ad-hoc query exactly
+    as they cover the modules. Returns the interpreter that compiled (kept alive beside the
+    bundle) and the bundle.
     """
     diags: list[RegoDiagnostic] = []
     for path in sorted(modules):
         diags.extend(static_problems(path, modules[path]))
+    if query is not None:
+        diags.extend(static_problems(QUERY_SOURCE, query))
     if diags:
         raise CompileFailed(diags)
     interp = new_interpreter()
@@ -357,14 +371,16 @@ def compile_modules(
         raise CompileFailed(diags)
     try:
         interp.add_data_json(json.dumps(dict(data), allow_nan=False, sort_keys=True))
-        bundle = interp.build(None, entrypoints)
+        bundle = interp.build(query, entrypoints)
     except RegoError as exc:
         raise CompileFailed(parse_diagnostics(str(exc), modules)) from exc
     if not bundle.ok():
         raise CompileFailed([RegoDiagnostic("the Rego compiler produced no usable bundle")])
+    # The plan's table lists the query's built-ins as well as the modules'.
     banned = sorted(plan_builtins(bundle) & NONDETERMINISTIC_BUILTINS)
     if banned:
-        raise CompileFailed([_locate_builtin(name, modules) for name in banned])
+        sources = dict(modules) if query is None else {**modules, QUERY_SOURCE: query}
+        raise CompileFailed([_locate_builtin(name, sources) for name in banned])
     return interp, bundle
 
 
@@ -565,22 +581,29 @@ def _results(out: Any) -> list[tuple[list[Any], dict[str, Any]]]:
     return converted
 
 
-def query_interpreter(interp: Interpreter, query: str, input_json: str) -> Any:
-    """Evaluate an ad-hoc query on an interpreter holding the modules; value or UNDEFINED.
+def query_text(query: str) -> tuple[str, bool]:
+    """The text to compile for an ad-hoc ``query``, and whether it is a single expression.
 
     rego-cpp, like OPA, treats an expression that evaluates to ``false`` as a failed query and
-    reports it as undefined. So a single-expression query is evaluated as
-    ``<var> := (<query>)`` and the value read from the binding: ``false`` stays ``false`` and
-    only a missing value is :data:`UNDEFINED`. A statement query (assignments, ``some``,
-    several expressions) yields its variable bindings as an object, or ``True`` when it
-    succeeds without binding any. Values always come from the result tree, never from the
-    printed text. More than one result is an error.
+    reports it as undefined. So a single-expression query is compiled as
+    ``<var> := (<query>)`` and its value read from the binding: ``false`` stays ``false`` and
+    only a missing value is :data:`UNDEFINED`.
     """
     expression = is_expression_query(query)
-    text = f"{_QUERY_VAR} := (\n{query}\n)" if expression else query
+    return (f"{_QUERY_VAR} := (\n{query}\n)" if expression else query), expression
+
+
+def query_compiled(runner: Interpreter, bundle: Bundle, expression: bool, input_json: str) -> Any:
+    """Run the query compiled into ``bundle`` (see :func:`query_text`); value or UNDEFINED.
+
+    A single expression gives its value; a statement query (assignments, ``some``, several
+    expressions) yields its variable bindings as an object, or ``True`` when it succeeds
+    without binding any. Values always come from the result tree, never from the printed
+    text. More than one result is an error.
+    """
     try:
-        interp.set_input_term(input_json)
-        out = _rs.rego_query(interp._impl, text)
+        runner.set_input_term(input_json)
+        out = _rs.rego_bundle_query(runner._impl, bundle._impl)
     except RegoError as exc:
         raise EvalFailed([d.message for d in parse_diagnostics(str(exc), {})]) from exc
     try:

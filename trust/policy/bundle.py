@@ -7,7 +7,8 @@ Source directory (what compliance edits)::
       decision.rego        Rego modules (v1 with ``import rego.v1``, or v0)
       decision_test.rego   unit tests (``test_*`` rules), run by ``warden policy test``
 
-``bundle.yaml`` keys (any other key is an error naming the key and the file):
+``bundle.yaml`` keys (any other key is an error naming the key and the file, and so is a key
+given twice in any mapping of the file, ``data`` included):
 
 * ``name`` — ``[a-z0-9][a-z0-9._-]*``;
 * ``version`` — an integer ≥ 1, raised on every release (rollback protection);
@@ -57,9 +58,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
-from trust import dsse
+from trust import dsse, strict_yaml
 from trust.canonical import Sha256, canonical_json, loads_object, sha256_hex
 from trust.errors import (
     DigestMismatchError,
@@ -265,7 +264,9 @@ def _source_expires(value: Any, *, what: str) -> datetime | str:
     if isinstance(value, date):
         raise FormatError(f"{what}: field 'expires' must be a time with 'Z', got the date {value}")
     if isinstance(value, str) and re.match(r"^\s*\d+\s*[smhdw]\s*$", value):
-        parse_duration(value, what=f"{what}: field 'expires'")
+        if not parse_duration(value, what=f"{what}: field 'expires'"):
+            # A bundle valid for zero seconds is expired when signed: refuse it here.
+            raise FormatError(f"{what}: field 'expires' {value.strip()!r} would expire at once")
         return value.strip()
     return parse_time(value, what=f"{what}: field 'expires'")
 
@@ -279,10 +280,9 @@ def load_source(directory: str | Path) -> BundleSource:
     if not mpath.is_file():
         raise FormatError(f"{mpath}: missing; a bundle directory needs a {MANIFEST_FILE}")
     what = str(mpath)
-    try:
-        obj = yaml.safe_load(_read_text(mpath))
-    except yaml.YAMLError as exc:
-        raise FormatError(f"{what}: not valid YAML ({exc})") from exc
+    # Strict: a repeated key (a second ``min_accuracy`` or ``version``) is refused, never
+    # silently resolved to the last one.
+    obj = strict_yaml.load(_read_text(mpath), source=what)
     if not isinstance(obj, dict):
         raise FormatError(f"{what}: expected a mapping of manifest keys")
     unknown = set(obj) - _SOURCE_KEYS

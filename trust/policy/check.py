@@ -22,6 +22,7 @@ from trust.policy import _rego
 from trust.policy.bundle import BundleSource, PolicyBundle, load_source
 from trust.policy.engine import PolicyEngine
 from trust.policy.testing import discover_tests
+from trust.policy.worker import PolicyWorker
 
 __all__ = ["CheckReport", "check_directory"]
 
@@ -62,12 +63,16 @@ def check_directory(directory: str | Path) -> CheckReport:
     if problems:
         raise PolicyError(f"{directory}: {len(problems)} problem(s):\n  " + "\n  ".join(problems))
     bundle = PolicyBundle.from_source(directory)
-    engine = PolicyEngine(bundle)
+    # Both compilations run in a bounded worker (trust.policy.worker), like evaluation.
+    with PolicyEngine(bundle) as engine:
+        compile_seconds = engine.compile_seconds
     tests = discover_tests(bundle.files)
     if tests:
         entrypoints = [name[len("data.") :].replace(".", "/") for _, name in tests]
         try:
-            _rego.compile_modules(bundle.files, {"config": dict(bundle.data)}, entrypoints)
+            PolicyWorker(
+                bundle.files, {"config": dict(bundle.data)}, entrypoints, what="tests"
+            ).close()
         except _rego.CompileFailed as exc:
             located = [_locate(d, source) for d in exc.diagnostics]
             raise PolicyError(
@@ -79,5 +84,5 @@ def check_directory(directory: str | Path) -> CheckReport:
         entrypoint=bundle.manifest.entrypoint,
         modules=len(bundle.modules),
         tests=len(tests),
-        compile_ms=engine.compile_seconds * 1000.0,
+        compile_ms=compile_seconds * 1000.0,
     )

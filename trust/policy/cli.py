@@ -11,6 +11,10 @@ to stderr, and the decision says ``"signature_verified": false``.
 and exits 0 when the result is defined and not ``false``, 1 when it is ``false`` or undefined
 (``"defined": false``, ``"result": null``), 2 on any error. A single expression gives its value;
 a statement query (``x := data.a.b``) gives its bindings as an object.
+
+``warden policy cosign`` needs ``--root``: a key outside the root's ``policy`` role is refused,
+as its signature would count for nothing (``--force`` adds it anyway, with a warning);
+``warden policy sign --root`` checks its keys the same way.
 """
 
 from __future__ import annotations
@@ -22,9 +26,20 @@ from pathlib import Path
 from typing import Any
 
 from trust.canonical import loads_object
-from trust.cli._common import add_passphrase_option, load_signing_keys, write_atomic
+from trust.cli._common import (
+    add_force_option,
+    add_limit_options,
+    add_passphrase_option,
+    check_output_path,
+    check_signers,
+    evaluation_limits,
+    load_signing_keys_named,
+    positive_int,
+    write_atomic,
+)
 from trust.cli.main import add_command, add_group
 from trust.errors import EXIT_USER_ERROR, FormatError, PolicyError, UsageError, WardenError
+from trust.keys import SigningKey
 from trust.policy.bundle import (
     DEFAULT_MAX_BYTES,
     PolicyBundle,
@@ -90,7 +105,7 @@ def _test(args: argparse.Namespace) -> int:
     else:
         bundle = _load_bundle(args, require_root=False)
         files, data = dict(bundle.files), dict(bundle.data)
-    results = run_tests(files, data)
+    results = run_tests(files, data, limits=evaluation_limits(args))
     if not results:
         raise PolicyError(f"{path}: no test_* rules found in *_test.rego files")
     failed = [r for r in results if r.outcome is not Outcome.PASS]
@@ -106,13 +121,45 @@ def _test(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_policy_signers(
+    signers: list[tuple[str, SigningKey]], args: argparse.Namespace, *, required: bool
+) -> None:
+    """Refuse keys outside the trust root's ``policy`` role: their signatures count for nothing.
+
+    Without ``--root`` the role is unknown: refused when ``required`` (unless ``--force``).
+    """
+    if args.root:
+        root = TrustRoot.load(args.root)
+        check_signers(
+            signers,
+            root.role("policy").keyids,
+            f"the 'policy' role of trust root v{root.version} ({args.root})",
+            force=args.force,
+        )
+    elif required:
+        if not args.force:
+            named = ", ".join(path for path, _ in signers)
+            raise UsageError(
+                f"cannot tell whether {named} is in the trust root's 'policy' role without the "
+                "root",
+                hint="pass --root root.json (or --force to sign without checking)",
+            )
+        print(
+            "warning: signing keys NOT checked against the trust root's 'policy' role "
+            "(--force without --root)",
+            file=sys.stderr,
+        )
+
+
 def _sign(args: argparse.Namespace) -> int:
     from trust.policy.check import check_directory
 
+    check_output_path(args.out)
+    signers = load_signing_keys_named(args.key, args)
+    _check_policy_signers(signers, args, required=False)
     check_directory(args.dir)  # never sign a bundle that does not compile
-    keys = load_signing_keys(args.key, args)
-    env = sign_source(args.dir, keys, max_bytes=args.max_bytes)
-    write_atomic(args.out, env.to_json())
+    env = sign_source(args.dir, [k for _, k in signers], max_bytes=args.max_bytes)
+    write_atomic(args.out, env.to_json(), flag="--out")
     bundle = PolicyBundle.unverified(env, max_bytes=args.max_bytes, what=args.out)
     print(
         f"signed {bundle.name} v{bundle.version} ({len(bundle.files)} files) by "
@@ -124,12 +171,16 @@ def _sign(args: argparse.Namespace) -> int:
 
 
 def _cosign(args: argparse.Namespace) -> int:
-    env = load_bundle_file(args.bundle, max_bytes=args.max_bytes)
-    new = env
-    for key in load_signing_keys(args.key, args):
-        new = cosign(new, key, what=args.bundle)
     out = args.out or args.bundle
-    write_atomic(out, new.to_json())
+    flag = "--out" if args.out else "BUNDLE"
+    check_output_path(out, flag=flag)
+    env = load_bundle_file(args.bundle, max_bytes=args.max_bytes)
+    signers = load_signing_keys_named(args.key, args)
+    _check_policy_signers(signers, args, required=True)
+    new = env
+    for _, key in signers:
+        new = cosign(new, key, what=args.bundle)
+    write_atomic(out, new.to_json(), flag=flag)
     added = len(new.signatures) - len(env.signatures)
     print(f"{args.bundle}: {added} signature(s) added, {len(new.signatures)} in total -> {out}")
     return 0
@@ -171,7 +222,7 @@ def _eval(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         input_doc = _read_input(args.input)
-        engine = PolicyEngine(bundle)
+        engine = PolicyEngine(bundle, limits=evaluation_limits(args))
         if args.query:
             missing = object()
             value = engine.query(args.query, input_doc, undefined=missing)
@@ -212,7 +263,7 @@ def _show(args: argparse.Namespace) -> int:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-bytes",
-        type=int,
+        type=positive_int,
         default=DEFAULT_MAX_BYTES,
         metavar="N",
         help=f"refuse bundles larger than N bytes (default {DEFAULT_MAX_BYTES})",
@@ -247,6 +298,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("bundle", help="bundle directory, .bundle file, or a plain .rego directory")
     p.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
     _common(p)
+    add_limit_options(p)
 
     p = add_command(
         group,
@@ -258,6 +310,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("dir", help="bundle source directory")
     p.add_argument("--key", action="append", required=True, help="officer private key (repeat)")
     p.add_argument("--out", required=True, help="output .bundle file")
+    p.add_argument("--root", help="trusted root.json: refuse keys outside its policy role")
+    add_force_option(p)
     add_passphrase_option(p)
     _common(p)
 
@@ -266,11 +320,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "cosign",
         _cosign,
         "add signatures to a bundle without changing its payload",
-        "warden policy cosign standard.bundle --key bob.key",
+        "warden policy cosign standard.bundle --key bob.key --root root.json",
     )
     p.add_argument("bundle", help=".bundle file")
     p.add_argument("--key", action="append", required=True, help="officer private key (repeat)")
     p.add_argument("--out", help="write here instead of updating the bundle in place")
+    p.add_argument(
+        "--root", help="trusted root.json: the key must be in its policy role (required)"
+    )
+    add_force_option(p)
     add_passphrase_option(p)
     _common(p)
 
@@ -283,7 +341,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("bundle", help=".bundle file")
     p.add_argument("--root", required=True, help="trusted root.json")
-    p.add_argument("--last-version", type=int, metavar="N", help="last accepted version")
+    p.add_argument("--last-version", type=positive_int, metavar="N", help="last accepted version")
     _common(p)
 
     p = add_command(
@@ -301,13 +359,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "defined and not false, 1 when false or undefined, 2 on error",
     )
     p.add_argument("--root", help="trusted root.json: verify the bundle before evaluating")
-    p.add_argument("--last-version", type=int, metavar="N", help="last accepted version")
+    p.add_argument("--last-version", type=positive_int, metavar="N", help="last accepted version")
     p.add_argument(
         "--skip-signature",
         action="store_true",
         help="evaluate a signed bundle without --root (digests still checked; unsafe)",
     )
     _common(p)
+    add_limit_options(p)
 
     p = add_command(
         group,

@@ -13,14 +13,16 @@ Invariants:
 * Anything that is not a clean result — a compile error, an undefined or malformed entrypoint
   value for a convention that needs one, a runtime error (divide by zero, conflicting outputs,
   recursion) — raises :class:`PolicyError`. It never becomes an ``allow``.
-* One engine may be shared between threads: evaluations are serialised by a lock, because a
-  rego-cpp interpreter holds the current input.
+* Evaluation is bounded: it runs in a worker process (see :mod:`trust.policy.worker`) with a
+  wall-clock timeout and a memory ceiling, and hitting either is a :class:`PolicyError`
+  ("could not decide"), never an allow and never a dead or hung caller.
+* One engine may be shared between threads: requests to its worker are serialised by a lock,
+  because a rego-cpp interpreter holds the current input.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -28,9 +30,10 @@ from typing import Any
 
 from trust.canonical import canonical_json, sha256_hex
 from trust.errors import FormatError, PolicyError
-from trust.policy import _rego
+from trust.policy import _rego, worker
 from trust.policy.bundle import PolicyBundle
 from trust.policy.decision import Convention, Decision, Severity, Violation
+from trust.policy.worker import EvaluationLimits
 from trust.timeutil import utcnow
 
 __all__ = ["PolicyEngine", "declared_documents", "entrypoint_declared", "compile_error"]
@@ -91,30 +94,76 @@ def compile_error(failed: _rego.CompileFailed, *, what: str) -> PolicyError:
 
 
 class PolicyEngine:
-    """A compiled bundle, ready to evaluate inputs."""
+    """A compiled bundle, ready to evaluate inputs — in a bounded worker process.
 
-    def __init__(self, bundle: PolicyBundle) -> None:
+    ``limits`` bound each evaluation in time and memory (default
+    :data:`trust.policy.worker.DEFAULT_LIMITS`: 10 s, 2 GiB); exceeding one raises
+    :class:`~trust.policy.worker.EvaluationLimitError`, a :class:`PolicyError`. The worker
+    is started and the bundle compiled in it once, here; it is stopped by :meth:`close`, on
+    leaving a ``with`` block, or when the engine is collected.
+    """
+
+    def __init__(self, bundle: PolicyBundle, *, limits: EvaluationLimits | None = None) -> None:
         """Compile ``bundle``; raise :class:`PolicyError` naming file:line on any error."""
         self.bundle = bundle
         what = f"bundle {bundle.name} v{bundle.version}"
         modules = bundle.modules
         entrypoint = bundle.manifest.entrypoint
-        started = time.perf_counter()
         try:
-            self._interp, self._plan = _rego.compile_modules(
-                modules, {"config": dict(bundle.data)}, [bundle.manifest.rego_entrypoint]
+            self._worker = worker.PolicyWorker(
+                modules,
+                {"config": dict(bundle.data)},
+                [bundle.manifest.rego_entrypoint],
+                limits=limits,
+                what=f"{what}, {entrypoint}",
             )
         except _rego.CompileFailed as exc:
             raise compile_error(exc, what=what) from None
         if not entrypoint_declared(entrypoint, modules):
+            self._worker.close()
             raise PolicyError(
                 f"{what}: entrypoint {entrypoint} is not defined by any module "
                 f"(rules: {', '.join(sorted(declared_documents(modules)[1])) or 'none'})",
                 hint="fix 'entrypoint' in bundle.yaml or add the rule",
             )
-        self._runner = _rego.new_interpreter()
-        self._lock = threading.Lock()
-        self.compile_seconds = time.perf_counter() - started
+        self.limits = self._worker.limits
+        self._in_process: tuple[Any, Any] | None = None
+        # Compilation proper, in the worker (starting the worker process is not counted).
+        self.compile_seconds = self._worker.compile_ms / 1000.0
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The evaluation worker's process id (None until the next evaluation after a kill)."""
+        return self._worker.pid
+
+    def close(self) -> None:
+        """Stop the evaluation worker; a later evaluation would start a new one."""
+        self._worker.close()
+
+    def __enter__(self) -> PolicyEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # The benchmark compares against raw regopy on the same plan, in this process. That plan
+    # is unbounded, so it is built only on request and never used to decide.
+    def _in_process_plan(self) -> tuple[Any, Any]:
+        if self._in_process is None:
+            modules = self.bundle.modules
+            _, plan = _rego.compile_modules(
+                modules, {"config": dict(self.bundle.data)}, [self.bundle.manifest.rego_entrypoint]
+            )
+            self._in_process = (_rego.new_interpreter(), plan)
+        return self._in_process
+
+    @property
+    def _runner(self) -> Any:
+        return self._in_process_plan()[0]
+
+    @property
+    def _plan(self) -> Any:
+        return self._in_process_plan()[1]
 
     def _encode(self, input_doc: Any) -> bytes:
         if not isinstance(input_doc, Mapping):
@@ -123,23 +172,22 @@ class PolicyEngine:
             return canonical_json(dict(input_doc))
         except FormatError as exc:
             raise PolicyError(f"policy input cannot be encoded: {exc.message}") from exc
+        except RecursionError:
+            raise PolicyError("policy input cannot be encoded: it is nested too deeply") from None
 
     def evaluate(self, input_doc: Any, *, now: datetime | None = None) -> Decision:
         """Decide on ``input_doc``; raise :class:`PolicyError` rather than guess."""
         started = time.perf_counter()
         encoded = self._encode(input_doc)
         manifest = self.bundle.manifest
-        with self._lock:
-            try:
-                value = _rego.query_bundle(
-                    self._runner, self._plan, manifest.rego_entrypoint, encoded.decode("utf-8")
-                )
-            except _rego.EvalFailed as exc:
-                raise PolicyError(
-                    f"bundle {self.bundle.name} v{self.bundle.version}: evaluating "
-                    f"{manifest.entrypoint} failed: {'; '.join(exc.messages)}",
-                    hint="a policy error is never an allow; fix the policy or the input",
-                ) from None
+        try:
+            value = self._worker.entrypoint(manifest.rego_entrypoint, encoded.decode("utf-8"))
+        except _rego.EvalFailed as exc:
+            raise PolicyError(
+                f"bundle {self.bundle.name} v{self.bundle.version}: evaluating "
+                f"{manifest.entrypoint} failed: {'; '.join(exc.messages)}",
+                hint="a policy error is never an allow; fix the policy or the input",
+            ) from None
         allow, violations, warnings = interpret(value, manifest.decision, manifest.entrypoint)
         return Decision(
             bundle_name=self.bundle.name,
@@ -160,15 +208,20 @@ class PolicyEngine:
 
         A single expression gives its value (``false`` is ``False``); a statement query such
         as ``x := data.a.b`` gives its bindings as an object (see
-        :func:`trust.policy._rego.query_interpreter`). Returns ``undefined`` (default
-        ``None``) when the query has no result. Errors raise :class:`PolicyError`.
+        :func:`trust.policy._rego.query_compiled`). Returns ``undefined`` (default ``None``)
+        when the query has no result. The query is compiled with the bundle into a plan whose
+        built-in table is checked like a bundle's, so it may not call a non-deterministic
+        built-in either; it runs in the same bounded worker. Errors raise :class:`PolicyError`.
         """
         encoded = self._encode(input_doc)
-        with self._lock:
-            try:
-                value = _rego.query_interpreter(self._interp, query, encoded.decode("utf-8"))
-            except _rego.EvalFailed as exc:
-                raise PolicyError(f"query {query!r} failed: {'; '.join(exc.messages)}") from None
+        try:
+            value = self._worker.query(query, encoded.decode("utf-8"))
+        except _rego.CompileFailed as exc:
+            raise PolicyError(
+                f"query {query!r} failed: " + "; ".join(str(d) for d in exc.diagnostics)
+            ) from None
+        except _rego.EvalFailed as exc:
+            raise PolicyError(f"query {query!r} failed: {'; '.join(exc.messages)}") from None
         return undefined if value is _rego.UNDEFINED else value
 
 

@@ -6,8 +6,9 @@ error. Tests see the bundle's ``data`` as ``data.config`` (overridable with
 ``with data.config.<key> as …``) and an empty input unless they use ``with input.<field> as …``
 (or ``with input as {…}`` with a literal value; see :mod:`trust.policy._rego` for why).
 
-Invariant: test results are reported in a stable order (file, then test name) so two runs on
-the same bundle print the same report.
+Invariants: test results are reported in a stable order (file, then test name) so two runs on
+the same bundle print the same report; tests run in a bounded worker process, so a test whose
+evaluation blows up is an ``ERROR``, not a dead host.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ from typing import Any
 from trust.errors import PolicyError
 from trust.policy import _rego
 from trust.policy.engine import compile_error
+from trust.policy.worker import (
+    EvaluationCrashError,
+    EvaluationLimitError,
+    EvaluationLimits,
+    PolicyWorker,
+)
 
 __all__ = ["Outcome", "TestResult", "discover_tests", "run_tests"]
 
@@ -70,35 +77,49 @@ def discover_tests(files: Mapping[str, str]) -> list[tuple[str, str]]:
     return sorted(found)
 
 
-def run_tests(files: Mapping[str, str], data: Mapping[str, Any]) -> list[TestResult]:
+def run_tests(
+    files: Mapping[str, str], data: Mapping[str, Any], *, limits: EvaluationLimits | None = None
+) -> list[TestResult]:
     """Compile every file (tests included) and run each test; raise PolicyError if it won't
-    compile."""
+    compile.
+
+    Tests run in a bounded worker (see :mod:`trust.policy.worker`): a test that exceeds the
+    time or memory limit, or crashes the engine, is an ``ERROR`` with the reason, and the
+    remaining tests run in a fresh worker.
+    """
     tests = discover_tests(files)
     if not tests:
         return []
     entrypoints = [name[len("data.") :].replace(".", "/") for _, name in tests]
     try:
-        runner_src, plan = _rego.compile_modules(files, {"config": dict(data)}, entrypoints)
+        runner = PolicyWorker(
+            files,
+            {"config": dict(data)},
+            entrypoints,
+            limits=limits,
+            what="tests",
+        )
     except _rego.CompileFailed as exc:
         raise compile_error(exc, what="tests") from None
-    runner = _rego.new_interpreter()
     results = []
-    for (path, name), entry in zip(tests, entrypoints, strict=True):
-        started = time.perf_counter()
-        try:
-            value = _rego.query_bundle(runner, plan, entry, "{}")
-        except _rego.EvalFailed as exc:
-            outcome, detail = Outcome.ERROR, "; ".join(exc.messages)
-        else:
-            if value is True:
-                outcome, detail = Outcome.PASS, ""
-            elif value is _rego.UNDEFINED:
-                outcome, detail = Outcome.FAIL, "undefined"
+    with runner:
+        for (path, name), entry in zip(tests, entrypoints, strict=True):
+            started = time.perf_counter()
+            try:
+                value = runner.entrypoint(entry, "{}")
+            except _rego.EvalFailed as exc:
+                outcome, detail = Outcome.ERROR, "; ".join(exc.messages)
+            except (EvaluationLimitError, EvaluationCrashError) as exc:
+                outcome, detail = Outcome.ERROR, exc.message
             else:
-                outcome, detail = Outcome.FAIL, f"got {value!r:.100}"
-        elapsed = (time.perf_counter() - started) * 1000.0
-        results.append(TestResult(path, name, outcome, elapsed, detail))
-    del runner_src
+                if value is True:
+                    outcome, detail = Outcome.PASS, ""
+                elif value is _rego.UNDEFINED:
+                    outcome, detail = Outcome.FAIL, "undefined"
+                else:
+                    outcome, detail = Outcome.FAIL, f"got {value!r:.100}"
+            elapsed = (time.perf_counter() - started) * 1000.0
+            results.append(TestResult(path, name, outcome, elapsed, detail))
     return results
 
 

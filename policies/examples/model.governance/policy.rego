@@ -1,3 +1,6 @@
 package model.governance
-
-violation[msg] { input.metrics.demographic_parity_difference > 0.1; msg := sprintf("Demographic parity difference %v exceeds threshold 0.1", [input.metrics.demographic_parity_difference]) }
+# Rule: Reject if demographic parity difference > 0.1
+violation[msg] {
+input.fairness_metrics.demographic_parity_diff > 0.1
+msg = sprintf("Demographic parity violation: %v", [input.fairness_metrics.demographic_parity_diff])
+}

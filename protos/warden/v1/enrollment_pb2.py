@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from protos.warden.v1 import common_pb2 as protos_dot_warden_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!protos/warden/v1/enrollment.proto\x12\twarden.v1\x1a\x1dprotos/warden/v1/common.proto\"Z\n\rEnrollRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\r\n\x05token\x18\x03 \x01(\t\x12\x15\n\ragent_version\x18\x04 \x01(\t\"\\\n\x0e\x45nrollResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x10\n\x08\x65nvelope\x18\x02 \x01(\x0c\x12)\n\ncheckpoint\x18\x03 \x01(\x0b\x32\x15.warden.v1.Checkpoint\"`\n\x10RotateKeyRequest\x12\x16\n\x0enew_public_key\x18\x01 \x01(\x0c\x12\x19\n\x11old_key_signature\x18\x02 \x01(\x0c\x12\x19\n\x11new_key_signature\x18\x03 \x01(\x0c\"_\n\x11RotateKeyResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x10\n\x08\x65nvelope\x18\x02 \x01(\x0c\x12)\n\ncheckpoint\x18\x03 \x01(\x0b\x32\x15.warden.v1.Checkpoint\"\xb3\x01\n\x10HeartbeatRequest\x12\x15\n\ragent_version\x18\x01 \x01(\t\x12\x18\n\x0bpolicy_name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x1b\n\x0epolicy_version\x18\x03 \x01(\x04H\x01\x88\x01\x01\x12\x1b\n\x0elast_acked_seq\x18\x04 \x01(\x04H\x02\x88\x01\x01\x42\x0e\n\x0c_policy_nameB\x11\n\x0f_policy_versionB\x11\n\x0f_last_acked_seq\"c\n\x11HeartbeatResponse\x12\x10\n\x08hub_time\x18\x01 \x01(\t\x12\"\n\x15latest_policy_version\x18\x02 \x01(\x04H\x00\x88\x01\x01\x42\x18\n\x16_latest_policy_version2\xe2\x01\n\x11\x45nrollmentService\x12=\n\x06\x45nroll\x12\x18.warden.v1.EnrollRequest\x1a\x19.warden.v1.EnrollResponse\x12\x46\n\tRotateKey\x12\x1b.warden.v1.RotateKeyRequest\x1a\x1c.warden.v1.RotateKeyResponse\x12\x46\n\tHeartbeat\x12\x1b.warden.v1.HeartbeatRequest\x1a\x1c.warden.v1.HeartbeatResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!protos/warden/v1/enrollment.proto\x12\twarden.v1\x1a\x1dprotos/warden/v1/common.proto\"{\n\rEnrollRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\r\n\x05token\x18\x03 \x01(\t\x12\x15\n\ragent_version\x18\x04 \x01(\t\x12\x0c\n\x04time\x18\x05 \x01(\x04\x12\x11\n\tsignature\x18\x06 \x01(\x0c\"\\\n\x0e\x45nrollResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x10\n\x08\x65nvelope\x18\x02 \x01(\x0c\x12)\n\ncheckpoint\x18\x03 \x01(\x0b\x32\x15.warden.v1.Checkpoint\"`\n\x10RotateKeyRequest\x12\x16\n\x0enew_public_key\x18\x01 \x01(\x0c\x12\x19\n\x11old_key_signature\x18\x02 \x01(\x0c\x12\x19\n\x11new_key_signature\x18\x03 \x01(\x0c\"_\n\x11RotateKeyResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x10\n\x08\x65nvelope\x18\x02 \x01(\x0c\x12)\n\ncheckpoint\x18\x03 \x01(\x0b\x32\x15.warden.v1.Checkpoint\"\xb3\x01\n\x10HeartbeatRequest\x12\x15\n\ragent_version\x18\x01 \x01(\t\x12\x18\n\x0bpolicy_name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x1b\n\x0epolicy_version\x18\x03 \x01(\x04H\x01\x88\x01\x01\x12\x1b\n\x0elast_acked_seq\x18\x04 \x01(\x04H\x02\x88\x01\x01\x42\x0e\n\x0c_policy_nameB\x11\n\x0f_policy_versionB\x11\n\x0f_last_acked_seq\"c\n\x11HeartbeatResponse\x12\x10\n\x08hub_time\x18\x01 \x01(\t\x12\"\n\x15latest_policy_version\x18\x02 \x01(\x04H\x00\x88\x01\x01\x42\x18\n\x16_latest_policy_version2\xe2\x01\n\x11\x45nrollmentService\x12=\n\x06\x45nroll\x12\x18.warden.v1.EnrollRequest\x1a\x19.warden.v1.EnrollResponse\x12\x46\n\tRotateKey\x12\x1b.warden.v1.RotateKeyRequest\x1a\x1c.warden.v1.RotateKeyResponse\x12\x46\n\tHeartbeat\x12\x1b.warden.v1.HeartbeatRequest\x1a\x1c.warden.v1.HeartbeatResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,17 +33,17 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.warden.v1.enrollment
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ENROLLREQUEST']._serialized_start=79
-  _globals['_ENROLLREQUEST']._serialized_end=169
-  _globals['_ENROLLRESPONSE']._serialized_start=171
-  _globals['_ENROLLRESPONSE']._serialized_end=263
-  _globals['_ROTATEKEYREQUEST']._serialized_start=265
-  _globals['_ROTATEKEYREQUEST']._serialized_end=361
-  _globals['_ROTATEKEYRESPONSE']._serialized_start=363
-  _globals['_ROTATEKEYRESPONSE']._serialized_end=458
-  _globals['_HEARTBEATREQUEST']._serialized_start=461
-  _globals['_HEARTBEATREQUEST']._serialized_end=640
-  _globals['_HEARTBEATRESPONSE']._serialized_start=642
-  _globals['_HEARTBEATRESPONSE']._serialized_end=741
-  _globals['_ENROLLMENTSERVICE']._serialized_start=744
-  _globals['_ENROLLMENTSERVICE']._serialized_end=970
+  _globals['_ENROLLREQUEST']._serialized_end=202
+  _globals['_ENROLLRESPONSE']._serialized_start=204
+  _globals['_ENROLLRESPONSE']._serialized_end=296
+  _globals['_ROTATEKEYREQUEST']._serialized_start=298
+  _globals['_ROTATEKEYREQUEST']._serialized_end=394
+  _globals['_ROTATEKEYRESPONSE']._serialized_start=396
+  _globals['_ROTATEKEYRESPONSE']._serialized_end=491
+  _globals['_HEARTBEATREQUEST']._serialized_start=494
+  _globals['_HEARTBEATREQUEST']._serialized_end=673
+  _globals['_HEARTBEATRESPONSE']._serialized_start=675
+  _globals['_HEARTBEATRESPONSE']._serialized_end=774
+  _globals['_ENROLLMENTSERVICE']._serialized_start=777
+  _globals['_ENROLLMENTSERVICE']._serialized_end=1003
 # @@protoc_insertion_point(module_scope)

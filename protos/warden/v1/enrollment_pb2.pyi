@@ -25,12 +25,21 @@ class EnrollRequest(_message.Message):
     PUBLIC_KEY_FIELD_NUMBER: _builtins.int
     TOKEN_FIELD_NUMBER: _builtins.int
     AGENT_VERSION_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     public_key: _builtins.bytes
     """Raw 32-byte ed25519 public key of the node."""
     token: _builtins.str
     """The one-time token printed by `warden hub token create`."""
     agent_version: _builtins.str
+    time: _builtins.int
+    """Unix seconds when the node signed; must be within the hub's clock_skew_s."""
+    signature: _builtins.bytes
+    """Proof of possession: ed25519 signature by the key in public_key over
+    protos.callsig.enroll_message(node_id, public_key, token, time) — DSSE-PAE of type
+    "application/vnd.warden.enroll+json" over JCS {node_id, key_id, token_sha256, time}.
+    """
     def __init__(
         self,
         *,
@@ -38,10 +47,12 @@ class EnrollRequest(_message.Message):
         public_key: _builtins.bytes = ...,
         token: _builtins.str = ...,
         agent_version: _builtins.str = ...,
+        time: _builtins.int = ...,
+        signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "node_id", b"node_id", "public_key", b"public_key", "token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "node_id", b"node_id", "public_key", b"public_key", "signature", b"signature", "time", b"time", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

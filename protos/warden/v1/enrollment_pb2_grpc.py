@@ -55,7 +55,8 @@ class EnrollmentServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Enroll(self, request, context):
-        """Register a node's public key, consuming a single-use enrollment token.
+        """Register a node's public key, consuming a single-use enrollment token. The request proves
+        possession of the key (signature); a refused request leaves the token unused.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -32,7 +32,9 @@ class EnrollmentServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> EnrollmentServiceAsyncStub: ...
     Enroll: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.EnrollRequest, _enrollment_pb2.EnrollResponse]
-    """Register a node's public key, consuming a single-use enrollment token."""
+    """Register a node's public key, consuming a single-use enrollment token. The request proves
+    possession of the key (signature); a refused request leaves the token unused.
+    """
     RotateKey: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.RotateKeyRequest, _enrollment_pb2.RotateKeyResponse]
     """Replace the node's key; the rotation statement is signed by the current and new key."""
     Heartbeat: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.HeartbeatRequest, _enrollment_pb2.HeartbeatResponse]
@@ -42,7 +44,9 @@ class EnrollmentServiceStub:
 class EnrollmentServiceAsyncStub(EnrollmentServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Enroll: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.EnrollRequest, _enrollment_pb2.EnrollResponse]  # type: ignore[assignment]
-    """Register a node's public key, consuming a single-use enrollment token."""
+    """Register a node's public key, consuming a single-use enrollment token. The request proves
+    possession of the key (signature); a refused request leaves the token unused.
+    """
     RotateKey: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.RotateKeyRequest, _enrollment_pb2.RotateKeyResponse]  # type: ignore[assignment]
     """Replace the node's key; the rotation statement is signed by the current and new key."""
     Heartbeat: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.HeartbeatRequest, _enrollment_pb2.HeartbeatResponse]  # type: ignore[assignment]
@@ -55,7 +59,9 @@ class EnrollmentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _enrollment_pb2.EnrollRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_enrollment_pb2.EnrollResponse, _abc.Awaitable[_enrollment_pb2.EnrollResponse]]:
-        """Register a node's public key, consuming a single-use enrollment token."""
+        """Register a node's public key, consuming a single-use enrollment token. The request proves
+        possession of the key (signature); a refused request leaves the token unused.
+        """
 
     @_abc_1.abstractmethod
     def RotateKey(
