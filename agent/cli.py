@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from trust.cli._common import add_limit_options, positive_int
+from trust.cli.argtypes import add_limit_options, evaluation_limits, positive_int
 from trust.cli.main import add_command, add_group
 from trust.errors import EXIT_USER_ERROR, UsageError, WardenError
 
@@ -41,7 +41,7 @@ def _decide(args: argparse.Namespace) -> int:
     from agent.policy_input import ModelInfo, ProductionStatus, build_policy_input
     from trust.approval import Approval
     from trust.canonical import canonical_json
-    from trust.cli._common import check_output_path, evaluation_limits, write_atomic
+    from trust.cli._common import check_output_path, write_atomic
     from trust.policy.bundle import PolicyBundle, load_bundle_file
     from trust.policy.engine import PolicyEngine
     from trust.root import TrustRoot

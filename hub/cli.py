@@ -38,7 +38,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from trust.cli._common import seconds, whole_number
+from trust.cli.argtypes import seconds, whole_number
 from trust.cli.main import add_command, add_group
 from trust.errors import NotFoundError, ProofError, UsageError, WardenError
 

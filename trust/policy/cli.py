@@ -28,15 +28,13 @@ from typing import Any
 from trust.canonical import loads_object
 from trust.cli._common import (
     add_force_option,
-    add_limit_options,
     add_passphrase_option,
     check_output_path,
     check_signers,
-    evaluation_limits,
     load_signing_keys_named,
-    positive_int,
     write_atomic,
 )
+from trust.cli.argtypes import add_limit_options, evaluation_limits, positive_int
 from trust.cli.main import add_command, add_group
 from trust.errors import EXIT_USER_ERROR, FormatError, PolicyError, UsageError, WardenError
 from trust.keys import SigningKey

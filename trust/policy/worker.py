@@ -166,6 +166,9 @@ class _Child:
 # regopy costs far more than compiling a bundle, and tests and services create many engines.
 # Only a worker whose last request completed is kept; "load" resets everything in it.
 _POOL_SIZE = 2
+# How often a waiting parent checks the worker's resident set (a decision answers in well
+# under this, so only long evaluations pay for the watchdog).
+_WATCH_S = 0.02
 _POOL_MAX_RSS = 512 * MiB
 _pool: list[_Child] = []
 _pool_lock = threading.RLock()  # re-entrant: a finalizer may run while this thread holds it
@@ -378,17 +381,26 @@ class PolicyWorker:
         """Send one request and wait at most ``timeout`` seconds for its reply."""
         deadline = time.monotonic() + timeout
         try:
+            # The resident set before this request: the memory watchdog's base line.
+            base = _resident(child.proc.pid) or 0
             child.conn.send_bytes(json.dumps(request, allow_nan=False).encode("utf-8"))
-            if not child.conn.poll(max(0.0, deadline - time.monotonic())):
-                self._slot.discard()
-                _, peak = child.kill()
-                child.stderr.close()
-                raise EvaluationLimitError(
-                    f"could not decide: policy evaluation exceeded the {timeout:g} s time "
-                    f"limit ({self.what})",
-                    limit="time",
-                    peak_rss_bytes=peak,
-                )
+            while not child.conn.poll(min(_WATCH_S, max(0.0, deadline - time.monotonic()))):
+                if time.monotonic() >= deadline:
+                    self._slot.discard()
+                    _, peak = child.kill()
+                    child.stderr.close()
+                    raise EvaluationLimitError(
+                        f"could not decide: policy evaluation exceeded the {timeout:g} s time "
+                        f"limit ({self.what})",
+                        limit="time",
+                        peak_rss_bytes=peak,
+                    )
+                # Second line behind RLIMIT_AS: rego-cpp's allocator reserved its address
+                # space at start, so touching reserved pages grows the resident set without
+                # mapping more. Kill a worker whose resident set outgrows the budget.
+                rss = _resident(child.proc.pid)
+                if rss is not None and rss > base + self.limits.memory_bytes:
+                    raise self._died(child, out_of_memory=True)
             raw = child.conn.recv_bytes(self.limits.memory_bytes + 16 * MiB)
         except (EOFError, OSError):
             raise self._died(child) from None
