@@ -42,7 +42,7 @@ def _decide(args: argparse.Namespace) -> int:
     from trust.approval import Approval
     from trust.canonical import canonical_json
     from trust.cli._common import check_output_path, write_atomic
-    from trust.policy.bundle import PolicyBundle, load_bundle_file
+    from trust.policy.bundle import PolicyBundle, read_bundle_file
     from trust.policy.engine import PolicyEngine
     from trust.root import TrustRoot
     from trust.timeutil import parse_time, utcnow
@@ -53,7 +53,7 @@ def _decide(args: argparse.Namespace) -> int:
         now = parse_time(args.now, what="--now") if args.now else utcnow()
         root = TrustRoot.load(args.root, now=now)
         bundle = PolicyBundle.from_envelope(
-            load_bundle_file(args.bundle), root, last_version=args.last_version, now=now
+            read_bundle_file(args.bundle), root, last_version=args.last_version, now=now
         )
         evidence = _read_json(args.evidence, what="evidence")
         validate_evidence(evidence)

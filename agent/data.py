@@ -160,6 +160,12 @@ def _header_not_utf8(p: Path) -> DataError:
 
 
 _UTF8_HINT = "save the file as UTF-8, e.g. iconv -f latin1 -t utf-8 in.csv > out.csv"
+_UTF8_HINT_PARQUET = "write string columns as UTF-8 text (Parquet STRING), not raw bytes"
+
+
+def _utf8_hint(p: Path) -> str:
+    """How to fix text that is not UTF-8: re-encode a CSV, rewrite a Parquet column."""
+    return _UTF8_HINT_PARQUET if file_format(p) == "parquet" else _UTF8_HINT
 
 
 def _missing_column(p: Path | str, column: str, available: Sequence[str]) -> DataError:
@@ -251,7 +257,7 @@ def _column_values(
             raise DataError(f"{p}: column '{name}' {exc.reason}") from None
         raise DataError(
             f"{p}: column '{name}', data row {first_row + exc.index + 1}: {exc.reason}",
-            hint=_UTF8_HINT,
+            hint=_utf8_hint(p),
         ) from None
 
 

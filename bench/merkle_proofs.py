@@ -1,7 +1,7 @@
 """Merkle proofs from the SQLite ledger at 1,000,000 entries: p50/p99, each proof verified.
 
 Builds a ledger of N synthetic entries through the store's own append path (the same
-``_append_locked`` that real appends use: entries, chain hashes, perfect-subtree rows), but
+``tree.append_locked`` that real appends use: entries, chain hashes, perfect-subtree rows), but
 without ed25519 signing — signing a million records would only measure ed25519. Then times
 ``inclusion_proof`` and ``consistency_proof`` at random positions and verifies every proof with
 :mod:`trust.merkle`. The peer is the textbook approach: recompute the proof from all N leaf
@@ -24,8 +24,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hub import db
-from hub.ledger.sql import SqlLedgerStore, _Pending
+from hub.ledger.checked import CheckedRecord
+from hub.ledger.sql import SqlLedgerStore, tree
 from trust import merkle
+from trust.canonical import Sha256
+from trust.keys import KeyId
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -38,11 +41,12 @@ def build(store: SqlLedgerStore, n: int, batch: int) -> float:
     while done < n:
         k = min(batch, n - done)
         items = [
-            _Pending("bench", done + i + 1, "0" * 64, b'{"bench":%d,"pad":"%s"}' % (done + i, pad))
+            CheckedRecord.signed_here("bench", done + i + 1, Sha256("0" * 64),
+                                      b'{"bench":%d,"pad":"%s"}' % (done + i, pad), KeyId("bench"))
             for i in range(k)
         ]
         with db.write_transaction(store.engine) as conn:
-            store._append_locked(conn, items, NOW)
+            tree.append_locked(conn, items, NOW)
         done += k
     return n / (time.perf_counter() - start)
 

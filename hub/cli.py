@@ -199,7 +199,7 @@ def _verified_checkpoint(
 ) -> Any:
     """The checkpoint in ``note``, verified against ``root`` and ``origin``; if ``size`` is
     given it must be that tree size (a hub answering with another size is refused)."""
-    from hub.checkpoints import verify_hub_checkpoint
+    from trust.hub_checkpoint import verify_hub_checkpoint
 
     cp = verify_hub_checkpoint(root, note, origin=origin)
     if size is not None and cp.size != size:

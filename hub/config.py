@@ -259,9 +259,18 @@ def _coerce(name: str, value: Any, *, where: str) -> Any:
         if isinstance(value, bool):
             raise ConfigError(f"{where}: {name} must be a number, got {value!r}")
         try:
-            return kind(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: {name} must be a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: {name} must be a finite number, got {value!r}")
+        if kind is int:
+            # int("12") and 12 are fine; 2.5 or "2.5" would silently become 2.
+            if isinstance(value, float) or (isinstance(value, str) and not value.strip()
+                                            .lstrip("+-").isdigit()):
+                raise ConfigError(f"{where}: {name} must be a whole number, got {value!r}")
+            return int(value)
+        return number
     if not isinstance(value, str | Path) or str(value) == "":
         raise ConfigError(f"{where}: {name} must be a non-empty string, got {value!r}")
     return kind(value)

@@ -32,7 +32,6 @@ from hub.limits import bounded, bounded_optional, shown
 from hub.state import HubState
 from hub.tls import hash_token
 from protos.callsig import enroll_message
-from trust import dsse
 from trust.approval import Approval
 from trust.errors import (
     EnrollmentError,
@@ -269,15 +268,14 @@ def heartbeat(
 
 def publish(state: HubState, envelope: bytes) -> PolicyRecord:
     """Verify a bundle against the hub's root and store it (rollbacks refused)."""
-    env = dsse.Envelope.from_json(envelope, what="bundle")
     # The agents' limit, not the transport's: a bundle every agent refuses is not published.
-    bundle = PolicyBundle.from_envelope(env, state.root, now=state.now(),
+    bundle = PolicyBundle.from_envelope(envelope, state.root, now=state.now(),
                                         max_bytes=DEFAULT_MAX_BYTES)
     last = state.store.latest_policy(bundle.name)
     if last is not None:
         # Re-check with the stored version so the error says "rollback", then let the store
         # decide atomically (it also refuses a different bundle under an existing version).
-        PolicyBundle.from_envelope(env, state.root, now=state.now(), last_version=last.version,
+        PolicyBundle.from_envelope(envelope, state.root, now=state.now(), last_version=last.version,
                                    max_bytes=DEFAULT_MAX_BYTES)
     record = state.store.add_policy(bundle.name, bundle.version, bundle.digest, envelope,
                                     now=state.now(), checkpoint=state.checkpoint_signer)

@@ -170,7 +170,6 @@ def _check_hosts(hosts: Sequence[str]) -> list[str]:
 def _check_root(path: Path, hub_key_id: str) -> bytes:
     """The bytes of ``path`` once they verify as a trust root whose ``hub`` role holds
     ``hub_key_id``: a hub whose checkpoints nobody can verify is refused at ``init``."""
-    from trust import dsse
     from trust.root import TrustRoot
 
     try:
@@ -180,7 +179,7 @@ def _check_root(path: Path, hub_key_id: str) -> bytes:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read trust root ({exc.strerror})") from None
     # Verify the very bytes that are copied in (not a second read of the file).
-    root = TrustRoot.from_envelope(dsse.Envelope.from_json(data, what=str(path)), what=str(path))
+    root = TrustRoot.from_envelope(data, what=str(path))
     role = root.meta.roles.get("hub")
     if role is None or hub_key_id not in role.keyids:
         raise ConfigError(

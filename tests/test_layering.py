@@ -1,16 +1,19 @@
-"""Import layering: ``trust`` imports neither ``agent`` nor ``hub``; those two never import
-each other. An auditor installs and runs ``trust`` alone, and the hub must not be able to reach
-into an agent (or the reverse) except over the wire contract.
+"""Import layering: ``trust`` imports none of ``agent``, ``hub`` and ``protos``; ``agent`` and
+``hub`` never import each other; and generated protobuf code (``*_pb2``, ``*_pb2_grpc``) is
+imported only at the wire edge. An auditor installs and runs ``trust`` alone (no gRPC, no
+hub), the hub must not be able to reach into an agent (or the reverse) except over the wire
+contract, and domain code never holds a protobuf message (STYLE.md point 3).
 
 Checked two ways: statically (every ``import``/``from`` statement, relative ones resolved, and
 ``importlib.import_module("...")`` literals, in every ``.py`` file of the package) and, for
 ``trust``, dynamically (import every trust module in a fresh interpreter and look at
-``sys.modules``). The checker itself is tested on planted violations so it can fail.
+``sys.modules``). The checkers themselves are tested on planted violations so they can fail.
 """
 
 from __future__ import annotations
 
 import ast
+import fnmatch
 import json
 import subprocess
 import sys
@@ -21,7 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 FORBIDDEN: dict[str, frozenset[str]] = {
-    "trust": frozenset({"agent", "hub"}),
+    "trust": frozenset({"agent", "hub", "protos"}),
     "agent": frozenset({"hub"}),
     "hub": frozenset({"agent"}),
 }
@@ -124,4 +127,99 @@ print(json.dumps({"imported": names, "loaded": sorted({m.split(".")[0] for m in 
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert {"trust.keys", "trust.dsse", "trust.root", "trust.cli.main"} <= set(result["imported"])
-    assert not {"agent", "hub"} & set(result["loaded"]), result["loaded"]
+    assert not {"agent", "hub", "protos"} & set(result["loaded"]), result["loaded"]
+
+
+# --- generated protobuf code stays at the edge ------------------------------------------------
+
+PB2_IMPORTERS: tuple[str, ...] = (
+    "hub/serde.py",  # the one domain <-> message conversion on the hub side
+    "hub/services/*.py",  # thin servicers: convert, call a handler, convert back
+    "protos/client.py",  # the one client: converts replies to its result types
+    "protos/callsig.py",  # call signatures cover the serialized request (if it ever must)
+    "protos/generate.py",  # regenerates the stubs
+    "protos/warden/v1/*_pb2.py",  # the generated code itself
+    "protos/warden/v1/*_pb2_grpc.py",
+)
+"""Files (repo-relative globs) allowed to import any ``*_pb2`` / ``*_pb2_grpc`` module.
+
+Tests are not scanned: they may build raw messages to send what no client would."""
+
+PB2_EXCEPTIONS: dict[str, tuple[str, ...]] = {
+    # grpc's own health service (grpc_health.v1) is registered where the server is built; it
+    # is not Warden's wire contract and never reaches domain code.
+    "hub/server.py": ("grpc_health.",),
+}
+"""File -> module prefixes of generated code it alone may import (outside PB2_IMPORTERS)."""
+
+SCANNED = ("trust", "agent", "hub", "protos", "bench", "deploy")
+"""Top-level directories of shipped code scanned for generated-code imports."""
+
+
+def is_generated(module: str) -> bool:
+    """True for a protobuf-generated module name (any dotted part ends ``_pb2``/``_pb2_grpc``)."""
+    return any(part.endswith(("_pb2", "_pb2_grpc")) for part in module.split("."))
+
+
+def pb2_violations(files: list[tuple[str, str]]) -> list[str]:
+    """``file: imports X`` for every generated module imported outside the allow-list.
+
+    ``files`` are (repo-relative posix path, source) pairs.
+    """
+    found = []
+    for rel, source in files:
+        if any(fnmatch.fnmatchcase(rel, glob) for glob in PB2_IMPORTERS):
+            continue
+        parts = list(Path(rel).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        imports = imported_modules(source, ".".join(parts), is_package=rel.endswith("__init__.py"))
+        allowed = PB2_EXCEPTIONS.get(rel, ())
+        for name in sorted(imports):
+            if is_generated(name) and not name.startswith(allowed):
+                found.append(f"{rel}: imports {name}")
+    return found
+
+
+def _shipped_sources() -> list[tuple[str, str]]:
+    return [
+        (path.relative_to(ROOT).as_posix(), path.read_text(encoding="utf-8"))
+        for top in SCANNED if (ROOT / top).is_dir()
+        for path in sorted((ROOT / top).rglob("*.py"))
+    ]
+
+
+def test_only_serde_servicers_and_clients_import_generated_code() -> None:
+    sources = _shipped_sources()
+    assert any(rel.startswith("hub/services/") for rel, _ in sources)
+    found = pb2_violations(sources)
+    assert not found, "\n".join(found)
+
+
+def test_every_allowed_importer_exists() -> None:
+    # A stale allow-list entry would silently allow whatever later takes its name.
+    for glob in (*PB2_IMPORTERS, *PB2_EXCEPTIONS):
+        assert list(ROOT.glob(glob)), f"{glob} matches no file"
+
+
+@pytest.mark.parametrize(
+    ("rel", "source", "flagged"),
+    [
+        ("agent/x.py", "from protos.warden.v1 import ledger_pb2", True),
+        ("agent/x.py", "import protos.warden.v1.policy_pb2_grpc as g", True),
+        ("hub/handlers.py", "from protos.warden.v1.ledger_pb2 import AppendRequest", True),
+        ("hub/ledger/sql.py", "def f():\n    from protos.warden.v1 import common_pb2\n", True),
+        ("hub/x.py", "import importlib\nimportlib.import_module('protos.warden.v1.ledger_pb2')",
+         True),
+        ("hub/server.py", "from protos.warden.v1 import ledger_pb2", True),
+        ("hub/server.py", "from grpc_health.v1 import health_pb2", False),
+        ("hub/handlers.py", "from grpc_health.v1 import health_pb2", True),
+        ("hub/serde.py", "from protos.warden.v1 import ledger_pb2", False),
+        ("hub/services/ledger.py", "from protos.warden.v1 import ledger_pb2 as pb", False),
+        ("protos/client.py", "from protos.warden.v1 import ledger_pb2", False),
+        ("protos/errors.py", "from .warden.v1 import ledger_pb2", True),
+        ("agent/x.py", "from protos.client import HubClient", False),
+    ],
+)
+def test_generated_code_checker_sees_planted_imports(rel: str, source: str, flagged: bool) -> None:
+    assert bool(pb2_violations([(rel, source)])) is flagged

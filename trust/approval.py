@@ -10,18 +10,28 @@ Payload (``payloadType`` :data:`APPROVAL_PAYLOAD_TYPE`, canonical JSON)::
 ``approve`` or ``reject``; ``reason`` is optional. The role named in the payload is the role
 whose threshold must have signed — an approval cannot borrow another role's authority.
 
-Invariant: :meth:`Approval.from_envelope` is the only constructor and verifies before it
-parses fields; the hub stores the envelope bytes verbatim.
+Invariant: :meth:`Approval.from_envelope` is the only constructor (building an
+:class:`Approval` directly raises :class:`~trust.errors.UnverifiedError`); it takes the exact
+envelope bytes and verifies before it checks fields; the hub stores those bytes verbatim.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, InitVar, dataclass
 from datetime import datetime
 from typing import Any
 
 from trust import dsse
-from trust.canonical import Sha256, canonical_json, loads_object, sha256_hex
+from trust._internal.fields import (
+    check_fields,
+    check_non_empty_str,
+    check_payload_type,
+    check_schema,
+    check_str,
+)
+from trust._internal.payload import load_canonical_object
+from trust._internal.verified import TOKEN, require_token
+from trust.canonical import Sha256, canonical_json, sha256_hex
 from trust.errors import FormatError, TrustError
 from trust.keys import KeyId
 from trust.root import APPROVER_PREFIX, TrustRoot
@@ -31,14 +41,14 @@ __all__ = ["APPROVAL_PAYLOAD_TYPE", "APPROVAL_SCHEMA", "Approval", "build_approv
 
 APPROVAL_PAYLOAD_TYPE = "application/vnd.warden.approval+json"
 APPROVAL_SCHEMA = "warden.approval/v1"
-_REQUIRED = frozenset({"schema", "role", "subject", "decision", "time"})
-_OPTIONAL = frozenset({"reason"})
+_REQUIRED = ("decision", "role", "schema", "subject", "time")
+_OPTIONAL = ("reason",)
 _DECISIONS = frozenset({"approve", "reject"})
 
 
 @dataclass(frozen=True)
 class Approval:
-    """A verified approval."""
+    """A verified approval. Build only with :meth:`from_envelope`."""
 
     role: str
     subject: str
@@ -48,49 +58,47 @@ class Approval:
     digest: Sha256
     envelope: bytes
     signers: frozenset[KeyId]
+    _: KW_ONLY
+    _token: InitVar[object] = None
+
+    def __post_init__(self, _token: object) -> None:
+        require_token(_token, type(self), "Approval.from_envelope")
 
     @classmethod
-    def from_envelope(
-        cls, data: bytes, root: TrustRoot, *, what: str = "approval"
-    ) -> Approval:
-        """Parse, then verify against the named ``approver:<role>`` of ``root``; raise if not."""
-        env = dsse.Envelope.from_json(data, what=what)
-        if env.payload_type != APPROVAL_PAYLOAD_TYPE:
-            raise FormatError(
-                f"{what}: payloadType is {env.payload_type!r}, expected {APPROVAL_PAYLOAD_TYPE!r}"
-            )
-        obj = loads_object(env.payload, what=f"{what}: payload")
-        role = obj.get("role")
-        if not isinstance(role, str) or not role:
-            raise FormatError(f"{what}: field 'role' must be a non-empty string")
+    def from_envelope(cls, data: bytes, root: TrustRoot, *, what: str = "approval") -> Approval:
+        """Parse the exact envelope bytes ``data``, then verify them against the named
+        ``approver:<role>`` of ``root``; raise if not (anything but ``bytes`` included)."""
+        env = dsse.from_bytes(data, what=what)
+        check_payload_type(env.payload_type, APPROVAL_PAYLOAD_TYPE, what=what)
+        # The payload names the role whose threshold must have signed, so it is read first —
+        # but nothing in it is used before that threshold verified.
+        obj = load_canonical_object(env.payload, what=what)
+        role = check_non_empty_str(obj.get("role"), what=f"{what}: field 'role'")
         if role not in root.approver_roles():
             raise TrustError(
                 f"{what}: role {role!r} is not an approver role of trust root v{root.version} "
                 f"(approver roles: {', '.join(root.approver_roles()) or 'none'})"
             )
-        signers = root.verify_role(env, APPROVER_PREFIX + role,
-                                   payload_type=APPROVAL_PAYLOAD_TYPE, what=what)
-        unknown = set(obj) - _REQUIRED - _OPTIONAL
-        if unknown:
-            raise FormatError(f"{what}: unknown field {sorted(unknown)[0]!r}")
-        missing = _REQUIRED - set(obj)
-        if missing:
-            raise FormatError(f"{what}: missing field {sorted(missing)[0]!r}")
-        if obj["schema"] != APPROVAL_SCHEMA:
-            raise FormatError(f"{what}: schema is {obj['schema']!r}, expected {APPROVAL_SCHEMA!r}")
-        subject = obj["subject"]
-        if not isinstance(subject, str) or not subject:
-            raise FormatError(f"{what}: field 'subject' must be a non-empty string")
+        signers = root.verify_role(
+            env, APPROVER_PREFIX + role, payload_type=APPROVAL_PAYLOAD_TYPE, what=what
+        )
+        check_fields(obj, _REQUIRED, _OPTIONAL, what=what)
+        check_schema(obj["schema"], APPROVAL_SCHEMA, what=what)
+        subject = check_non_empty_str(obj["subject"], what=f"{what}: field 'subject'")
         if obj["decision"] not in _DECISIONS:
             raise FormatError(f"{what}: decision {obj['decision']!r} is not approve or reject")
-        reason = obj.get("reason", "")
-        if not isinstance(reason, str):
-            raise FormatError(f"{what}: field 'reason' must be a string")
-        if canonical_json(obj) != env.payload:
-            raise FormatError(f"{what}: payload is not canonical JSON (RFC 8785)")
-        return cls(role, subject, obj["decision"], reason,
-                   parse_time(obj["time"], what=f"{what}: time"), sha256_hex(data), data,
-                   signers)
+        reason = check_str(obj.get("reason", ""), what=f"{what}: field 'reason'")
+        return cls(
+            role,
+            subject,
+            obj["decision"],
+            reason,
+            parse_time(obj["time"], what=f"{what}: time"),
+            sha256_hex(data),
+            data,
+            signers,
+            _token=TOKEN,
+        )
 
 
 def build_approval(

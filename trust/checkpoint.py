@@ -21,6 +21,10 @@ Invariants:
 * Verification follows the spec: signatures by keys whose (name, id) pair is unknown are
   ignored; a signature by a known key that does not verify rejects the whole note; a note with
   no verified known signature is rejected (:class:`SignatureError`).
+* :func:`parse_checkpoint` gives a :class:`Checkpoint` (parsed, *unverified*);
+  :func:`verify_checkpoint` (and :func:`trust.hub_checkpoint.verify_hub_checkpoint`) give a
+  :class:`VerifiedCheckpoint`, which only they can build. Code that must rely on a tree head
+  asks for a ``VerifiedCheckpoint``; both compare equal when they name the same tree head.
 * Warden's checkpoints carry SHA-256 roots, so a root hash that is not 32 bytes is refused
   (c2sp requires the RFC 6962 root; golang.org/x/mod does the same), as is a tree size with a
   leading zero or beyond uint64.
@@ -33,8 +37,9 @@ import binascii
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, InitVar, dataclass
 
+from trust._internal.verified import TOKEN, require_token
 from trust.errors import FormatError, ProofError, SignatureError
 from trust.keys import PublicKey, SigningKey
 
@@ -42,6 +47,7 @@ __all__ = [
     "ED25519_TYPE",
     "MAX_SIGNATURES",
     "Checkpoint",
+    "VerifiedCheckpoint",
     "NoteSignature",
     "SignedNote",
     "VerifierKey",
@@ -77,6 +83,15 @@ def _b64decode(text: str, *, what: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise FormatError(f"{what}: invalid base64 {text[:40]!r}") from exc
+
+
+def _utf8(text: bytes | str, *, what: str) -> str:
+    if isinstance(text, str):
+        return text
+    try:
+        return text.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{what} is not valid UTF-8") from exc
 
 
 def note_key_id(name: str, public: PublicKey) -> int:
@@ -160,11 +175,7 @@ class SignedNote:
 
 def parse_note(note: bytes | str) -> SignedNote:
     """Split a note into text and signature lines without verifying anything."""
-    if isinstance(note, bytes):
-        try:
-            note = note.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise FormatError("signed note is not valid UTF-8") from exc
+    note = _utf8(note, what="signed note")
     if any(ord(c) < 0x20 and c != "\n" for c in note) or "\x7f" in note:
         raise FormatError("signed note contains a control character")
     if not note.endswith("\n"):
@@ -242,9 +253,13 @@ def open_note_keys(
     return parsed.text, tuple(verified)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Checkpoint:
-    """A log's tree head: origin, tree size and RFC 9162 root hash (+ opaque extension lines)."""
+    """A log's tree head: origin, tree size and RFC 9162 root hash (+ opaque extension lines).
+
+    Parsed or built, not verified: see :class:`VerifiedCheckpoint`. Two checkpoints are equal
+    when they name the same tree head, whichever of the two types they are.
+    """
 
     origin: str
     size: int
@@ -262,19 +277,52 @@ class Checkpoint:
             if not ext or "\n" in ext:
                 raise FormatError(f"checkpoint extension line {ext!r} must be one non-empty line")
 
+    def _head(self) -> tuple[str, int, bytes, tuple[str, ...]]:
+        return (self.origin, self.size, self.root_hash, self.extensions)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Checkpoint):
+            return NotImplemented
+        return self._head() == other._head()
+
+    def __hash__(self) -> int:
+        return hash(self._head())
+
     def text(self) -> str:
         """The note text: origin, size, base64 root, extension lines, each ending in newline."""
         lines = [self.origin, str(self.size), base64.b64encode(self.root_hash).decode("ascii")]
         return "".join(line + "\n" for line in (*lines, *self.extensions))
 
 
+@dataclass(frozen=True, eq=False)
+class VerifiedCheckpoint(Checkpoint):
+    """A checkpoint whose note signature verified. Built only by :func:`verify_checkpoint`
+    and :func:`trust.hub_checkpoint.verify_hub_checkpoint`.
+
+    ``signers`` are the distinct verifier keys whose signature verified.
+    """
+
+    _: KW_ONLY
+    signers: tuple[VerifierKey, ...] = ()
+    _token: InitVar[object] = None
+
+    def __post_init__(self, _token: object) -> None:
+        require_token(_token, type(self), "verify_checkpoint")
+        super().__post_init__()
+
+    @classmethod
+    def _verified(
+        cls, cp: Checkpoint, signers: Sequence[VerifierKey], *, token: object
+    ) -> VerifiedCheckpoint:
+        """``cp`` marked verified by ``signers``; ``token`` must be the construction token."""
+        return cls(
+            cp.origin, cp.size, cp.root_hash, cp.extensions, signers=tuple(signers), _token=token
+        )
+
+
 def parse_checkpoint(text: str | bytes) -> Checkpoint:
     """Parse a checkpoint note *text* (the signed body, not the whole note)."""
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise FormatError("checkpoint is not valid UTF-8") from exc
+    text = _utf8(text, what="checkpoint")
     if not text.endswith("\n"):
         raise FormatError("checkpoint text does not end with a newline")
     lines = text[:-1].split("\n")
@@ -296,14 +344,14 @@ def sign_checkpoint(cp: Checkpoint, name: str, key: SigningKey) -> bytes:
 
 def verify_checkpoint(
     note: bytes | str, name: str, public: PublicKey, origin: str | None = None
-) -> Checkpoint:
+) -> VerifiedCheckpoint:
     """Verify a checkpoint note signed by ``public`` under ``name`` and parse it.
 
     Raises :class:`SignatureError` if the signature is absent or invalid, :class:`FormatError`
     if the note or body is malformed, and :class:`ProofError` if the origin is not ``origin``.
     """
-    text, _ = open_note(note, [VerifierKey.of(name, public)])
+    text, signers = open_note_keys(note, [VerifierKey.of(name, public)])
     cp = parse_checkpoint(text)
     if origin is not None and cp.origin != origin:
         raise ProofError(f"checkpoint origin is {cp.origin!r}, expected {origin!r}")
-    return cp
+    return VerifiedCheckpoint._verified(cp, signers, token=TOKEN)

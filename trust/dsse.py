@@ -22,14 +22,24 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from trust._internal.fields import check_fields, check_non_empty_str, check_payload_type
 from trust.canonical import loads_strict
 from trust.errors import FormatError, SignatureError, ThresholdError
 from trust.keys import KeyId, PublicKey, SigningKey
 
-__all__ = ["Envelope", "Signature", "pae", "sign", "add_signature", "verify"]
+__all__ = [
+    "Envelope",
+    "Signature",
+    "pae",
+    "sign",
+    "add_signature",
+    "verify",
+    "check_bytes",
+    "from_bytes",
+]
 
-_ENVELOPE_FIELDS = frozenset({"payload", "payloadType", "signatures"})
-_SIGNATURE_FIELDS = frozenset({"keyid", "sig"})
+_ENVELOPE_FIELDS = ("payloadType", "payload", "signatures")  # required, in reporting order
+_SIGNATURE_OPTIONAL = ("keyid",)
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -82,17 +92,14 @@ class Envelope:
     @classmethod
     def from_dict(cls, obj: Any, *, what: str = "envelope", raw: bytes | None = None) -> Envelope:
         """Build from a parsed JSON object, with the same strictness as :meth:`from_json`."""
-        if not isinstance(obj, dict):
-            raise FormatError(f"{what}: a DSSE envelope must be a JSON object")
-        unknown = set(obj) - _ENVELOPE_FIELDS
-        if unknown:
-            raise FormatError(f"{what}: unknown envelope field {sorted(unknown)[0]!r}")
-        for name in ("payloadType", "payload", "signatures"):
-            if name not in obj:
-                raise FormatError(f"{what}: missing envelope field {name!r}")
-        payload_type = obj["payloadType"]
-        if not isinstance(payload_type, str) or not payload_type:
-            raise FormatError(f"{what}: field 'payloadType' must be a non-empty string")
+        check_fields(
+            obj,
+            _ENVELOPE_FIELDS,
+            what=what,
+            noun="envelope field",
+            not_object=f"{what}: a DSSE envelope must be a JSON object",
+        )
+        payload_type = check_non_empty_str(obj["payloadType"], what=f"{what}: field 'payloadType'")
         payload = _b64decode_strict(obj["payload"], what=f"{what}: field 'payload'")
         sigs_obj = obj["signatures"]
         if not isinstance(sigs_obj, list):
@@ -100,16 +107,10 @@ class Envelope:
         signatures = []
         for i, s in enumerate(sigs_obj):
             where = f"{what}: signatures[{i}]"
-            if not isinstance(s, dict):
-                raise FormatError(f"{where} must be an object")
-            unknown = set(s) - _SIGNATURE_FIELDS
-            if unknown:
-                raise FormatError(f"{where}: unknown field {sorted(unknown)[0]!r}")
+            check_fields(s, ("sig",), _SIGNATURE_OPTIONAL, what=where)
             keyid = s.get("keyid", "")
             if not isinstance(keyid, str):
                 raise FormatError(f"{where}: field 'keyid' must be a string")
-            if "sig" not in s:
-                raise FormatError(f"{where}: missing field 'sig'")
             sig = _b64decode_strict(s["sig"], what=f"{where}: field 'sig'")
             signatures.append(Signature(KeyId(keyid), sig))
         return cls(payload_type, payload, tuple(signatures), raw)
@@ -133,6 +134,24 @@ class Envelope:
     def signer_ids(self) -> tuple[KeyId, ...]:
         """Key ids named by the signatures, in order (unverified)."""
         return tuple(s.keyid for s in self.signatures)
+
+
+def check_bytes(data: object, *, what: str = "envelope") -> bytes:
+    """``data`` if it is ``bytes``; anything else (a parsed :class:`Envelope`, text) is a
+    :class:`FormatError`. Verifying constructors take only the exact bytes received, so what
+    is verified, stored and hashed is that byte string, never a re-encoding."""
+    if not isinstance(data, bytes):
+        raise FormatError(
+            f"{what}: expected the exact envelope bytes, got {type(data).__name__}",
+            hint="pass the bytes as read or received (for an Envelope built here: .to_json())",
+        )
+    return data
+
+
+def from_bytes(data: bytes, *, what: str = "envelope") -> Envelope:
+    """Parse the exact envelope bytes a verifying constructor was handed (see
+    :func:`check_bytes`); the envelope keeps them as ``raw``."""
+    return Envelope.from_json(check_bytes(data, what=what), what=what)
 
 
 def sign(payload_type: str, payload: bytes, keys: Iterable[SigningKey]) -> Envelope:
@@ -170,10 +189,8 @@ def verify(
     """
     if threshold < 1:
         raise ThresholdError(f"{what}: a threshold must be at least 1, got {threshold}")
-    if payload_type is not None and envelope.payload_type != payload_type:
-        raise FormatError(
-            f"{what}: payloadType is {envelope.payload_type!r}, expected {payload_type!r}"
-        )
+    if payload_type is not None:
+        check_payload_type(envelope.payload_type, payload_type, what=what)
     message = pae(envelope.payload_type, envelope.payload)
     valid: set[KeyId] = set()
     for s in envelope.signatures:

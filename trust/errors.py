@@ -25,6 +25,7 @@ __all__ = [
     "ExpiredError",
     "DigestMismatchError",
     "ProofError",
+    "UnverifiedError",
     "PolicyError",
     "LedgerError",
     "ChainBrokenError",
@@ -110,6 +111,12 @@ class DigestMismatchError(TrustError):
 
 class ProofError(TrustError):
     """A Merkle inclusion or consistency proof, or a checkpoint, does not verify."""
+
+
+class UnverifiedError(TrustError):
+    """An object that did not go through verification was offered where only a verified one
+    may be used: a verified type built directly, or an unverified policy bundle given to the
+    engine's verified path."""
 
 
 class PolicyError(WardenError):

@@ -16,7 +16,6 @@ import base64
 import errno
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -26,6 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from trust._internal.files import read_file, write_temp_beside
 from trust.errors import FormatError, KeyError_, SignatureError
 
 __all__ = [
@@ -170,19 +170,10 @@ def _write_exclusive(path: Path, data: bytes, mode: int, *, overwrite: bool) -> 
     if not overwrite and os.path.lexists(path):
         raise KeyError_(f"{path}: already exists; refusing to overwrite a key")
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = write_temp_beside(path, data, mode)
     except OSError as exc:
         raise KeyError_(f"{path}: cannot write ({exc.strerror or exc})") from exc
-    tmp = Path(tmp_name)
     try:
-        try:
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         if overwrite:
             os.replace(tmp, path)
         else:
@@ -225,12 +216,7 @@ def save_public(key: PublicKey, path: str | Path, *, overwrite: bool = False) ->
 
 
 def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError as exc:
-        raise KeyError_(f"{path}: no such key file") from exc
-    except OSError as exc:
-        raise KeyError_(f"{path}: cannot read ({exc.strerror})") from exc
+    return read_file(path, error=KeyError_, noun="key file")
 
 
 def load_private(path: str | Path, passphrase: bytes | None = None) -> SigningKey:

@@ -12,8 +12,11 @@ canonical JSON of::
 
 Invariants (TUF-style):
 
-* A root is only ever built by :meth:`TrustRoot.from_envelope`, which checks it is signed by a
-  threshold of its *own* root role and not expired; there is no unverified root object.
+* A root is only ever built by :meth:`TrustRoot.from_envelope` (from the exact bytes of
+  ``root.json``), which checks it is signed by a threshold of its *own* root role and not
+  expired, or by :meth:`TrustRoot.rotate`; building one directly raises
+  :class:`~trust.errors.UnverifiedError`. There is no unverified root object.
+* The payload is canonical JSON (RFC 8785), like every signed payload.
 * Root N+1 is accepted (:meth:`TrustRoot.rotate`) only when its version is exactly N+1, it is
   not expired, and it is signed by a threshold of root N's root role *and* of its own.
 * Every key id in a role is a key in ``keys``, and each key's id is recomputed from its bytes.
@@ -22,14 +25,18 @@ Invariants (TUF-style):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, InitVar, dataclass
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from trust import dsse
-from trust.canonical import canonical_json, loads_object
+from trust._internal.fields import check_fields, check_int, check_payload_type, check_schema
+from trust._internal.files import read_file
+from trust._internal.payload import load_canonical_object
+from trust._internal.verified import TOKEN, require_token
+from trust.canonical import canonical_json
 from trust.errors import ExpiredError, FormatError, RollbackError, TrustError
 from trust.keys import KeyId, PublicKey, SigningKey
 from trust.timeutil import format_time, parse_time, utcnow
@@ -42,13 +49,14 @@ __all__ = [
     "RootMetadata",
     "TrustRoot",
     "load_envelope",
+    "read_envelope_bytes",
 ]
 
 ROOT_PAYLOAD_TYPE = "application/vnd.warden.root+json"
 ROOT_SCHEMA = "warden.root/v1"
 STANDARD_ROLES = ("root", "policy", "hub")
 APPROVER_PREFIX = "approver:"
-_FIELDS = frozenset({"schema", "version", "expires", "keys", "roles"})
+_FIELDS = ("expires", "keys", "roles", "schema", "version")
 
 
 @dataclass(frozen=True)
@@ -97,21 +105,10 @@ class RootMetadata:
 
     @classmethod
     def from_payload(cls, payload: bytes, *, what: str = "root") -> RootMetadata:
-        """Parse and check a root payload (signatures are not looked at here)."""
-        obj = loads_object(payload, what=f"{what}: payload")
-        unknown = set(obj) - _FIELDS
-        if unknown:
-            raise FormatError(f"{what}: unknown field {sorted(unknown)[0]!r}")
-        for name in sorted(_FIELDS):
-            if name not in obj:
-                raise FormatError(f"{what}: missing field {name!r}")
-        if obj["schema"] != ROOT_SCHEMA:
-            raise FormatError(
-                f"{what}: field 'schema' is {obj['schema']!r}, expected {ROOT_SCHEMA!r}"
-            )
-        version = obj["version"]
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise FormatError(f"{what}: field 'version' must be an integer ≥ 1, got {version!r}")
+        """Parse and check a canonical root payload (signatures are not looked at here)."""
+        obj = check_fields(load_canonical_object(payload, what=what), _FIELDS, what=what)
+        check_schema(obj["schema"], ROOT_SCHEMA, what=what)
+        version = check_int(obj["version"], what=f"{what}: field 'version'", minimum=1)
         expires = parse_time(obj["expires"], what=f"{what}: field 'expires'")
         keys = _parse_keys(obj["keys"], what=what)
         roles = _parse_roles(obj["roles"], what=what)
@@ -176,24 +173,31 @@ def _check_consistent(meta: RootMetadata, *, what: str) -> None:
                 raise FormatError(f"{what}: role {name!r} names key {kid[:16]}… not in 'keys'")
 
 
+def read_envelope_bytes(path: str | Path) -> bytes:
+    """The exact bytes of an envelope file (what verifying constructors take), naming the file
+    in every error."""
+    return read_file(path)
+
+
 def load_envelope(path: str | Path) -> dsse.Envelope:
-    """Read a DSSE envelope file, naming the file in every error."""
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError as exc:
-        raise FormatError(f"{p}: no such file") from exc
-    except OSError as exc:
-        raise FormatError(f"{p}: cannot read ({exc.strerror})") from exc
-    return dsse.Envelope.from_json(data, what=str(p))
+    """Read and parse a DSSE envelope file (unverified), naming the file in every error."""
+    return dsse.Envelope.from_json(read_envelope_bytes(path), what=str(path))
 
 
 @dataclass(frozen=True)
 class TrustRoot:
-    """A verified trust root. Built only by :meth:`from_envelope` or :meth:`rotate`."""
+    """A verified trust root. Built only by :meth:`from_envelope` or :meth:`rotate`.
+
+    ``envelope`` is the envelope parsed from the exact bytes verified (``envelope.raw``).
+    """
 
     meta: RootMetadata
     envelope: dsse.Envelope
+    _: KW_ONLY
+    _token: InitVar[object] = None
+
+    def __post_init__(self, _token: object) -> None:
+        require_token(_token, type(self), "TrustRoot.from_envelope")
 
     @property
     def version(self) -> int:
@@ -245,22 +249,24 @@ class TrustRoot:
     @classmethod
     def from_envelope(
         cls,
-        envelope: dsse.Envelope,
+        data: bytes,
         *,
         now: datetime | None = None,
         what: str = "root",
         allow_expired: bool = False,
     ) -> TrustRoot:
-        """Verify a root against itself: own root-role threshold, not expired.
+        """Verify the exact bytes ``data`` of a root against itself: own root-role threshold,
+        not expired. Anything but ``bytes`` is a :class:`FormatError`.
 
         ``allow_expired`` is only for a pinned root used as the *start* of a rotation chain
         (TUF: an old root may have expired; the newest one in the chain must not have).
         """
+        envelope = dsse.from_bytes(data, what=what)
         meta = _meta_of(envelope, what=what)
         _verify_with(meta, envelope, what=f"{what} (v{meta.version}, own root role)")
         if not allow_expired:
             _check_not_expired(meta, now, what=what)
-        return cls(meta, envelope)
+        return cls(meta, envelope, _token=TOKEN)
 
     @classmethod
     def load(
@@ -268,23 +274,25 @@ class TrustRoot:
     ) -> TrustRoot:
         """Load and verify ``root.json`` (a pinned root: trusted because you chose the file)."""
         return cls.from_envelope(
-            load_envelope(path), now=now, what=str(path), allow_expired=allow_expired
+            read_envelope_bytes(path), now=now, what=str(path), allow_expired=allow_expired
         )
 
     def rotate(
         self,
-        envelope: dsse.Envelope,
+        data: bytes,
         *,
         now: datetime | None = None,
         what: str = "new root",
         check_expiry: bool = True,
     ) -> TrustRoot:
-        """Accept root N+1 from this root N, or raise.
+        """Accept root N+1 (the exact bytes ``data`` of its envelope) from this root N, or
+        raise.
 
         Checks, in order: the version is exactly N+1 (:class:`RollbackError`), a threshold of
         this root's root role signed it, a threshold of its own root role signed it
         (:class:`ThresholdError`/:class:`SignatureError`), and it is not expired.
         """
+        envelope = dsse.from_bytes(data, what=what)
         meta = _meta_of(envelope, what=what)
         if meta.version != self.version + 1:
             raise RollbackError(
@@ -296,12 +304,12 @@ class TrustRoot:
         _verify_with(meta, envelope, what=f"{what} (v{meta.version}, own root role)")
         if check_expiry:
             _check_not_expired(meta, now, what=what)
-        return TrustRoot(meta, envelope)
+        return TrustRoot(meta, envelope, _token=TOKEN)
 
     def rotate_chain(
-        self, envelopes: Iterable[dsse.Envelope], *, now: datetime | None = None
+        self, envelopes: Iterable[bytes], *, now: datetime | None = None
     ) -> TrustRoot:
-        """Walk rotations in order, each verified by its predecessor.
+        """Walk rotations (exact envelope bytes) in order, each verified by its predecessor.
 
         Intermediate roots may have expired since; the last one must not have.
         """
@@ -317,10 +325,7 @@ class TrustRoot:
 
 
 def _meta_of(envelope: dsse.Envelope, *, what: str) -> RootMetadata:
-    if envelope.payload_type != ROOT_PAYLOAD_TYPE:
-        raise FormatError(
-            f"{what}: payloadType is {envelope.payload_type!r}, expected {ROOT_PAYLOAD_TYPE!r}"
-        )
+    check_payload_type(envelope.payload_type, ROOT_PAYLOAD_TYPE, what=what)
     return RootMetadata.from_payload(envelope.payload, what=what)
 
 

@@ -30,9 +30,12 @@ class _StrictLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
-            self.flatten_mapping(node)  # resolve ``<<`` merges first: a merge may override
+            # Only the mapping's own keys may not repeat: a key that overrides one brought in
+            # by a ``<<`` merge is what merges are for.
             seen: set[Any] = set()
             for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
                 key = self.construct_object(key_node, deep=True)
                 try:
                     duplicate = key in seen

@@ -8,22 +8,24 @@ it, e.g. ``## Intended use``) or YAML/JSON (a top-level key, e.g. ``intended_use
 Invariants: a section counts as present only if it has content — an empty body, or one
 that only says ``TODO``/``TBD``/``N/A``, is *missing*; heading matching is case- and
 punctuation-insensitive and accepts the common synonyms listed in :data:`SECTIONS`;
-``completeness`` is the share of the nine sections present. :func:`documentation_evidence`
-is pure; :func:`parse_model_card` is the I/O edge.
+``completeness`` is the share of the nine sections present. Everything here is pure:
+:func:`card_from_text` parses a card's text (the file's name is passed in), and reading the
+file is :func:`agent.checks.files.parse_model_card`, called by the I/O edge
+(:func:`agent.checks.evidence.run_checks`).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any
 
-from agent.checks.lineage import parse_yaml_or_json, read_text_file
+from agent.checks.lineage import parse_yaml_or_json
 from trust.errors import FormatError
 
-__all__ = ["SECTIONS", "parse_model_card", "card_sections", "documentation_evidence"]
+__all__ = ["SECTIONS", "card_from_text", "card_sections", "documentation_evidence"]
+
 
 SECTIONS: dict[str, tuple[str, ...]] = {
     "model_details": ("model details", "model detail", "details", "model description", "overview"),
@@ -119,10 +121,12 @@ def card_sections(card: str | Mapping[str, Any]) -> dict[str, bool]:
     return found
 
 
-def parse_model_card(path: str | os.PathLike[str]) -> str | dict[str, Any]:
-    """Read a model card: Markdown text, or the mapping from a .yaml/.yml/.json file."""
-    p = Path(path)
-    text = read_text_file(p, "model card")
+def card_from_text(text: str, path: PurePath) -> str | dict[str, Any]:
+    """A model card's ``text``: kept as Markdown, or the mapping of a .yaml/.yml/.json card.
+
+    ``path`` only names the source (its suffix picks the format); nothing is read from it.
+    """
+    p = path
     if p.suffix.lower() in (".yaml", ".yml", ".json"):
         data = parse_yaml_or_json(text, p)
         if not isinstance(data, dict):

@@ -3,7 +3,9 @@
 :func:`build_evidence` assembles the sections the pure checks return and validates the
 result against ``evidence.schema.json`` (schema id ``warden.evidence/v1``, JSON Schema Draft
 2020-12, checked with ``jsonschema``).
-:func:`run_checks` is this package's single I/O edge: it streams the data files named in a
+:func:`run_checks` is this package's single I/O edge: it reads the manifest, model card,
+profile and digests through :mod:`agent.checks.files` (and the clock, unless ``spec.now`` is
+given) and passes them to the pure checks; it streams the data files named in a
 :class:`CheckSpec` through the checks chunk by chunk, so memory is bounded by the chunk size
 (plus, when ROC AUC is wanted, the score column — see :mod:`agent.checks.performance`).
 Drift reads reference and current data one column at a time (:class:`agent.data.ColumnReader`),
@@ -38,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from agent import data as datamod
-from agent.checks import documentation, fairness, lineage, performance
+from agent.checks import documentation, fairness, files, lineage, performance
 from trust.errors import CheckError, DataError, FormatError, UsageError
 
 __all__ = [
@@ -434,9 +436,7 @@ def _drift(spec: CheckSpec) -> dict[str, Any] | None:
         raise CheckError("drift checks are not available in this installation") from None
     methods = dict(spec.drift_methods) or None
     if spec.profile is not None:
-        from agent.checks.profile import ReferenceProfile
-
-        prof = ReferenceProfile.load(spec.profile)
+        prof = files.load_profile(spec.profile)
         if spec.drift_columns and set(spec.drift_columns) != set(prof.names):
             raise UsageError(
                 f"{spec.profile}: a profile compares the columns it was built from "
@@ -478,32 +478,32 @@ def _resolve(base: Path | None, value: Any) -> Path | None:
 def _lineage(spec: CheckSpec, now: dt.datetime) -> dict[str, Any] | None:
     if spec.manifest is None and spec.model is None:
         return None
-    manifest = lineage.load_manifest(spec.manifest) if spec.manifest is not None else None
+    manifest = files.load_manifest(spec.manifest) if spec.manifest is not None else None
     base = spec.manifest.parent if spec.manifest is not None else None
     model_path = spec.model or _resolve(base, ((manifest or {}).get("artifact") or {}).get("path"))
     model_sha = (
-        lineage.sha256_file(model_path) if model_path is not None and model_path.is_file() else None
+        files.sha256_file(model_path) if model_path is not None and model_path.is_file() else None
     )
     train = spec.training_data or _resolve(
         base, ((manifest or {}).get("training_data") or {}).get("path")
     )
-    data_sha = lineage.sha256_file(train) if train is not None and train.is_file() else None
+    data_sha = files.sha256_file(train) if train is not None and train.is_file() else None
     return lineage.lineage_evidence(manifest, model_sha256=model_sha, data_sha256=data_sha, now=now)
 
 
 def _documentation(spec: CheckSpec) -> dict[str, Any] | None:
     expl = spec.explainability
     if expl is None and spec.manifest is not None:
-        manifest = lineage.load_manifest(spec.manifest)
+        manifest = files.load_manifest(spec.manifest)
         expl = _resolve(spec.manifest.parent, manifest.get("explainability"))
     if spec.model_card is None and expl is None:
         return None
-    card = documentation.parse_model_card(spec.model_card) if spec.model_card is not None else None
+    card = files.parse_model_card(spec.model_card) if spec.model_card is not None else None
     present = expl is not None and expl.is_file()
     return documentation.documentation_evidence(
         card,
         explainability_present=present,
-        explainability_sha256=lineage.sha256_file(expl) if present and expl is not None else None,
+        explainability_sha256=files.sha256_file(expl) if present and expl is not None else None,
     )
 
 
@@ -521,7 +521,7 @@ def run_checks(spec: CheckSpec, *, progress: Progress | None = None) -> dict[str
             "name": spec.data.name,
             "format": datamod.file_format(spec.data),
             "rows": rows,
-            "sha256": lineage.sha256_file(spec.data) if spec.hash_data else None,
+            "sha256": files.sha256_file(spec.data) if spec.hash_data else None,
         }
     drift_ev = _drift(spec)
     if perf_ev is None and drift_ev is None and spec.manifest is None and spec.model_card is None:

@@ -1,15 +1,16 @@
 """Lineage and provenance: what was trained, from what, by which code, and how long ago.
 
-:func:`lineage_evidence` is pure: it takes the parsed manifest and digests computed by the
-caller. The I/O helpers beside it are explicit: :func:`sha256_file` (streamed, constant
-memory), :func:`load_manifest` (YAML or JSON), and :func:`read_text_file` /
-:func:`parse_yaml_or_json`, shared with the model-card reader, which turn every unreadable
-or malformed file into a one-line error naming it.
+Pure: nothing here reads a file or the clock. :func:`manifest_from_text` parses and
+type-checks a manifest's text (the file's name is passed in for messages and to choose JSON or
+YAML); :func:`lineage_evidence` takes the parsed manifest, digests computed by the caller and
+an explicit ``now``. Reading the files is :mod:`agent.checks.files` (``load_manifest``,
+``sha256_file``), called by :func:`agent.checks.evidence.run_checks`.
 
 The model manifest (``manifest.yaml``) has this shape; every key is optional except where
 the policy needs it, and unknown top-level keys are errors (a typo must not hide a field).
-Known fields are type-checked by :func:`load_manifest`; ``model.version`` and ``code.commit``
-must be strings, so quote them in YAML (unquoted, ``1.10`` would silently become ``1.1``)::
+Known fields are type-checked by :func:`manifest_from_text`; ``model.version`` and
+``code.commit`` must be strings, so quote them in YAML (unquoted, ``1.10`` would silently
+become ``1.1``)::
 
     model: {name: credit-risk, version: "1.4.0"}
     artifact: {path: model.onnx, sha256: <hex>}        # the model file and its digest
@@ -29,66 +30,31 @@ when there was nothing to compare.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import os
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any
 
 from trust import strict_yaml
 from trust.canonical import loads_strict
-from trust.errors import DataError, FormatError
+from trust.errors import FormatError
 
 __all__ = [
-    "sha256_file",
-    "load_manifest",
+    "manifest_from_text",
     "lineage_evidence",
     "MANIFEST_KEYS",
-    "read_text_file",
     "parse_yaml_or_json",
 ]
 
 MANIFEST_KEYS = frozenset(
     {"model", "artifact", "code", "parameters", "training_data", "trained_at", "explainability"}
 )
-_BLOCK = 1 << 20
 
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Lowercase hex SHA-256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            while block := f.read(_BLOCK):
-                h.update(block)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, expected a file") from None
-    return h.hexdigest()
-
-
-def read_text_file(path: Path, what: str) -> str:
-    """Read a small UTF-8 text file; DataError/FormatError naming the file, never a traceback."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such {what} file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, expected a {what} file") from None
-    except UnicodeDecodeError as exc:
-        raise FormatError(
-            f"{path}: {what} is not UTF-8 text (invalid byte at offset {exc.start})"
-        ) from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
-
-
-def parse_yaml_or_json(text: str, path: Path) -> Any:
+def parse_yaml_or_json(text: str, path: PurePath) -> Any:
     """Parse ``text`` as JSON (``.json`` suffix) or YAML; FormatError naming the file if bad.
 
     Both readers are strict: a key repeated in one mapping is refused (naming the key), as a
-    second ``model.version`` would otherwise silently replace the first.
+    second ``model.version`` would otherwise silently replace the first. ``path`` only names
+    the source; nothing is read from it.
     """
     if path.suffix.lower() == ".json":
         return loads_strict(text, what=str(path))
@@ -114,7 +80,7 @@ _FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
 _QUOTE = {"model.version", "code.commit", "artifact.sha256", "training_data.sha256"}
 
 
-def _check_field(p: Path, key: str, value: Any, types: tuple[type, ...]) -> None:
+def _check_field(p: PurePath, key: str, value: Any, types: tuple[type, ...]) -> None:
     if value is None or (isinstance(value, types) and not isinstance(value, bool)):
         return
     kinds = " or ".join("a date" if t is dt.date else f"a {t.__name__}" for t in types)
@@ -127,14 +93,14 @@ def _check_field(p: Path, key: str, value: Any, types: tuple[type, ...]) -> None
     )
 
 
-def load_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Parse a model manifest (YAML or JSON); FormatError naming the file and key if bad.
+def manifest_from_text(text: str, path: PurePath) -> dict[str, Any]:
+    """Parse and check a model manifest's ``text``; FormatError naming ``path`` and the key.
 
     Every known field is type-checked here, so later code may trust the shapes; dates and
     digests are also validated here so a bad value is reported with the file's name.
     """
-    p = Path(path)
-    data = parse_yaml_or_json(read_text_file(p, "manifest"), p)
+    p = path
+    data = parse_yaml_or_json(text, p)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -159,10 +125,19 @@ def load_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     if rows is not None and rows < 0:
         raise FormatError(f"{p}: manifest field 'training_data.rows' is negative: {rows}")
     try:  # validate dates and digests now, while the file name is known
-        lineage_evidence(data, now=dt.datetime.now(dt.UTC))
+        _check_values(data)
     except FormatError as exc:
         raise FormatError(f"{p}: {exc.message}", hint=exc.hint) from None
     return data
+
+
+def _check_values(m: Mapping[str, Any]) -> None:
+    """Raise what :func:`lineage_evidence` would raise on these dates and digests (same order)."""
+    data = m.get("training_data") or {}
+    _as_datetime(m.get("trained_at"), "trained_at")
+    _as_datetime(data.get("snapshot_date"), "training_data.snapshot_date")
+    _digest((m.get("artifact") or {}).get("sha256"), "artifact.sha256")
+    _digest(data.get("sha256"), "training_data.sha256")
 
 
 def _as_datetime(value: Any, field: str) -> dt.datetime | None:

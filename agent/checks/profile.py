@@ -10,7 +10,7 @@
 * for numbers: exact min and max, mean and sum of squared deviations (merged per chunk with
   Chan's formula, so std is exact to rounding), and a **deterministic quantile sketch** — a
   KLL-style stack of compactors of capacity :data:`SKETCH_CAPACITY`, flattened at the end to
-  at most that many weighted points.
+  at most that many weighted points (:class:`agent.checks.sketch.QuantileSketch`).
 
 Exact or approximate, per method (the ``exact`` flag of each column in :meth:`compare`):
 
@@ -20,31 +20,33 @@ Exact or approximate, per method (the ``exact`` flag of each column in :meth:`co
 * Numerical columns with ≤ ``SKETCH_CAPACITY`` values: the sketch holds every value, so
   every method is **exact**.
 * Otherwise (large, continuous reference) the reference CDF comes from the sketch, whose rank
-  error is at most ε = (L + 1) / SKETCH_CAPACITY of the rows, L being the number of compactor
-  levels used (⌈log₂(n / SKETCH_CAPACITY)⌉ + 1; ε ≤ 7e-4 for 10 M rows; in practice far
-  smaller). Hence **approximate**: ``ks`` — statistic D within ±ε, p-value from scipy's own
-  distribution for that D and the true sizes; ``wasserstein`` — within ε·(max−min)/std of the
-  raw value (observed: ~1e-4); ``jensenshannon``/``psi`` on Sturges bins — the edges are exact
-  (they depend only on min, max and sizes) and each reference bin's share comes from the
-  sketch CDF read as piecewise linear, within ±ε per edge. Tested tolerances against the raw
-  reference: Wasserstein 0.005 absolute; JS and PSI 0.005 absolute + 2 % relative (they are
-  most sensitive near zero and in sparse tail bins). The defaults never pick binned methods
-  for a sketched column (evidently's defaults use Wasserstein above 1000 rows, and counts
-  whenever a column has ≤ 5 values), so default verdicts are exact or Wasserstein-close.
+  error is at most ε = (L + 1) / SKETCH_CAPACITY of the rows (``rank_error_bound``), L being
+  the number of compactor levels used (⌈log₂(n / SKETCH_CAPACITY)⌉ + 1; ε ≤ 7e-4 for 10 M
+  rows; in practice far smaller). Hence **approximate**: ``ks`` — statistic D within ±ε,
+  p-value from scipy's own distribution for that D and the true sizes; ``wasserstein`` —
+  within ε·(max−min)/std of the raw value (observed: ~1e-4); ``jensenshannon``/``psi`` on
+  Sturges bins — the edges are exact (they depend only on min, max and sizes) and each
+  reference bin's share comes from the sketch CDF read as piecewise linear, within ±ε per
+  edge. Tested tolerances against the raw reference: Wasserstein 0.005 absolute; JS and PSI
+  0.005 absolute + 2 % relative (they are most sensitive near zero and in sparse tail bins).
+  The defaults never pick binned methods for a sketched column (evidently's defaults use
+  Wasserstein above 1000 rows, and counts whenever a column has ≤ 5 values), so default
+  verdicts are exact or Wasserstein-close.
 
 Verdicts equal raw-reference verdicts except when a statistic lies within that error of its
 threshold. The profile does depend on chunk boundaries (where compactions happen), so the same
-file read with the same chunk size gives the same bytes. The file is RFC 8785 canonical JSON
-with ``format`` and ``version``; sketch arrays are base64 of little-endian float64/int64.
+file read with the same chunk size gives the same bytes.
+
+This module holds the statistics only and is pure (no file I/O, no clock). The file format
+(RFC 8785 canonical JSON with ``format`` and ``version``) is :mod:`agent.checks.profile_format`;
+reading and writing profile files is :mod:`agent.checks.files`.
 """
 
 from __future__ import annotations
 
-import base64
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,21 +55,20 @@ import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from agent.checks.drift import clean_column, column_drift, resolve_column_type, summarise
-from trust.canonical import canonical_json, loads_object
-from trust.errors import CheckError, DataError, FormatError
+from agent.checks.sketch import QuantileSketch, rank_error_bound
+from trust.errors import CheckError, DataError
 
 __all__ = [
     "ReferenceProfile",
     "ColumnProfile",
-    "FORMAT",
-    "VERSION",
+    "ProfileSide",
     "SKETCH_CAPACITY",
     "COUNT_CAP",
     "CATEGORICAL_CAP",
+    "DTYPES",
+    "count_order",
 ]
 
-FORMAT = "warden.reference-profile"
-VERSION = 1
 #: Points per sketch compactor level, and at most in the saved sketch.
 SKETCH_CAPACITY = 16384
 #: Numerical columns keep exact per-value counts up to this many distinct values.
@@ -76,7 +77,8 @@ COUNT_CAP = 1024
 CATEGORICAL_CAP = 100_000
 
 FloatArray = NDArray[np.float64]
-_DTYPES = ("float", "int", "bool", "str")
+#: The column dtypes a profile knows.
+DTYPES = ("float", "int", "bool", "str")
 
 
 def _dtype_of(arr: NDArray[Any]) -> str:
@@ -108,69 +110,6 @@ def _string_counts(arr: NDArray[Any]) -> tuple[dict[Any, int], int]:
     return dict(zip(keys, vc.field("counts").to_pylist(), strict=True)), len(arrow)
 
 
-class _Sketch:
-    """Deterministic mergeable quantile sketch: compactors with alternating offsets.
-
-    Level h holds values that each stand for 2**h rows. When a level exceeds the capacity
-    it is sorted and every other value (offset alternating 0/1 per level, to cancel bias)
-    moves up one level; an odd leftover stays. Each compaction at level h moves any rank by
-    at most 2**h, which gives the error bound stated in the module docstring.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.levels: list[FloatArray] = [np.empty(0)]
-        self.flips: list[int] = [0]
-        self.compacted = False
-
-    def add(self, values: FloatArray) -> None:
-        self.levels[0] = np.concatenate([self.levels[0], values])
-        h = 0
-        while h < len(self.levels):
-            buf = self.levels[h]
-            if len(buf) > self.capacity:
-                self.compacted = True
-                buf = np.sort(buf)
-                odd = len(buf) % 2
-                body, rest = buf[: len(buf) - odd], buf[len(buf) - odd :]
-                if h + 1 == len(self.levels):
-                    self.levels.append(np.empty(0))
-                    self.flips.append(0)
-                promoted = body[self.flips[h] :: 2]
-                self.flips[h] ^= 1
-                self.levels[h] = rest
-                self.levels[h + 1] = np.concatenate([self.levels[h + 1], promoted])
-            h += 1
-
-    def finish(self) -> tuple[FloatArray, NDArray[np.int64], bool]:
-        """Sorted values, integer weights, and whether every value is still there."""
-        values = np.concatenate(self.levels)
-        weights = np.concatenate(
-            [np.full(len(lv), 2**h, dtype=np.int64) for h, lv in enumerate(self.levels)]
-        )
-        order = np.argsort(values, kind="stable")
-        values, weights = values[order], weights[order]
-        exact = not self.compacted
-        if len(values) > self.capacity:
-            exact = False
-            total = int(weights.sum())
-            cum = np.cumsum(weights)
-            bounds = np.rint(np.arange(1, self.capacity + 1) * (total / self.capacity))
-            bounds = bounds.astype(np.int64)
-            bounds[-1] = total
-            starts = np.concatenate([[0], bounds[:-1]])
-            keep = bounds > starts
-            starts, bounds = starts[keep], bounds[keep]
-            mids = (starts + bounds) / 2.0
-            values = values[np.minimum(np.searchsorted(cum, mids, side="left"), len(values) - 1)]
-            weights = (bounds - starts).astype(np.int64)
-        return values, weights, exact
-
-    @property
-    def n_levels(self) -> int:
-        return len(self.levels)
-
-
 @dataclass(frozen=True)
 class ColumnProfile:
     """What the profile keeps about one reference column (see the module docstring)."""
@@ -200,7 +139,7 @@ class ColumnProfile:
         """Bound on the reference CDF error (share of rows) when not exact."""
         if self.exact:
             return 0.0
-        return (self.sketch_levels + 1) / SKETCH_CAPACITY
+        return rank_error_bound(self.sketch_levels, SKETCH_CAPACITY)
 
 
 class _ColumnBuilder:
@@ -217,7 +156,7 @@ class _ColumnBuilder:
         self.maximum = -math.inf
         self.mean = 0.0
         self.m2 = 0.0
-        self.sketch = _Sketch(SKETCH_CAPACITY)
+        self.sketch = QuantileSketch(SKETCH_CAPACITY)
 
     def _merge_dtype(self, dtype: str) -> None:
         if self.dtype is None or self.dtype == dtype:
@@ -286,7 +225,7 @@ class _ColumnBuilder:
             )
         counts = None
         if self.counts is not None:
-            counts = tuple(sorted(self.counts.items(), key=lambda kv: _key_order(kv[0])))
+            counts = tuple(sorted(self.counts.items(), key=lambda kv: count_order(kv[0])))
         if self.dtype == "str":
             return ColumnProfile(self.name, "str", self.column_type, self.n, self.dropped, counts)
         values: FloatArray | None = None
@@ -308,12 +247,13 @@ class _ColumnBuilder:
             sketch_values=values,
             sketch_weights=weights,
             sketch_exact=exact,
-            sketch_levels=self.sketch.n_levels,
+            sketch_levels=self.sketch.levels,
         )
 
 
-def _key_order(key: Any) -> tuple[int, float, str]:
-    """Numbers ascending by value (an int 1 and a float 1.0 are one key), then strings."""
+def count_order(key: Any) -> tuple[int, float, str]:
+    """Sort key of per-value counts: numbers ascending by value (an int 1 and a float 1.0
+    are one key), then strings. Built and loaded profiles keep counts in this order."""
     if isinstance(key, (int, float)):
         return (0, float(key), "")
     return (1, 0.0, str(key))
@@ -371,22 +311,6 @@ class ProfileSide:
         self._require_numeric()
         assert self.col.minimum is not None and self.col.maximum is not None
         return self.col.minimum, self.col.maximum
-
-
-def _b64(arr: NDArray[Any], dtype: str) -> str:
-    return base64.b64encode(np.ascontiguousarray(arr, dtype=dtype).tobytes()).decode("ascii")
-
-
-def _unb64(text: Any, dtype: str, what: str) -> NDArray[Any]:
-    if not isinstance(text, str):
-        raise FormatError(f"{what}: expected a base64 string")
-    try:
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
-    except (ValueError, UnicodeEncodeError) as exc:
-        raise FormatError(f"{what}: bad base64 ({exc})") from exc
-    if len(raw) % 8:
-        raise FormatError(f"{what}: length {len(raw)} is not a multiple of 8 bytes")
-    return np.frombuffer(raw, dtype=dtype).copy()
 
 
 @dataclass(frozen=True)
@@ -470,175 +394,6 @@ class ReferenceProfile:
             entry["exact"] = col.exact
             out[col.name] = entry
         return summarise(out, drift_share)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON document :meth:`save` writes."""
-        cols = []
-        for c in self.columns:
-            d: dict[str, Any] = {
-                "name": c.name,
-                "dtype": c.dtype,
-                "column_type": c.column_type,
-                "n": c.n,
-                "dropped": c.dropped,
-                "counts": None if c.counts is None else [[k, v] for k, v in c.counts],
-            }
-            if c.dtype != "str":
-                sketch = None
-                if c.sketch_values is not None and c.sketch_weights is not None:
-                    sketch = {
-                        "exact": c.sketch_exact,
-                        "levels": c.sketch_levels,
-                        "points": len(c.sketch_values),
-                        "values_f8le": _b64(c.sketch_values, "<f8"),
-                        "weights_i8le": _b64(c.sketch_weights, "<i8"),
-                    }
-                d["numeric"] = {
-                    "min": c.minimum,
-                    "max": c.maximum,
-                    "mean": c.mean,
-                    "m2": c.m2,
-                    "sketch": sketch,
-                }
-            cols.append(d)
-        return {
-            "format": FORMAT,
-            "version": VERSION,
-            "sketch_capacity": SKETCH_CAPACITY,
-            "count_cap": COUNT_CAP,
-            "columns": cols,
-        }
-
-    def to_bytes(self) -> bytes:
-        """Canonical (RFC 8785) JSON bytes: the same profile always gives the same bytes."""
-        return canonical_json(self.to_dict())
-
-    def save(self, path: str | Path) -> None:
-        """Write the profile to ``path`` (canonical JSON)."""
-        Path(path).write_bytes(self.to_bytes())
-
-    @classmethod
-    def from_bytes(cls, data: bytes, *, what: str = "profile") -> ReferenceProfile:
-        """Parse and validate a saved profile; any defect is a :class:`FormatError`."""
-        doc = loads_object(data, what=what)
-        if doc.get("format") != FORMAT:
-            raise FormatError(f"{what}: field 'format' is {doc.get('format')!r}, not {FORMAT!r}")
-        if doc.get("version") != VERSION:
-            raise FormatError(
-                f"{what}: field 'version' is {doc.get('version')!r}; this Warden reads {VERSION}"
-            )
-        raw_cols = doc.get("columns")
-        if not isinstance(raw_cols, list) or not raw_cols:
-            raise FormatError(f"{what}: field 'columns' must be a non-empty list")
-        return cls(
-            tuple(_column_from_dict(c, f"{what}: columns[{i}]") for i, c in enumerate(raw_cols))
-        )
-
-    @classmethod
-    def load(cls, path: str | Path) -> ReferenceProfile:
-        """Read a profile written by :meth:`save`."""
-        p = Path(path)
-        try:
-            data = p.read_bytes()
-        except OSError as exc:
-            raise FormatError(f"{p}: cannot read reference profile ({exc.strerror})") from exc
-        return cls.from_bytes(data, what=str(p))
-
-
-def _field(d: dict[str, Any], key: str, types: type | tuple[type, ...], what: str) -> Any:
-    if key not in d:
-        raise FormatError(f"{what}: missing field {key!r}")
-    v = d[key]
-    if not isinstance(v, types) or (isinstance(v, bool) and bool not in _as_tuple(types)):
-        raise FormatError(f"{what}: field {key!r} has the wrong type ({type(v).__name__})")
-    return v
-
-
-def _as_tuple(t: type | tuple[type, ...]) -> tuple[type, ...]:
-    return t if isinstance(t, tuple) else (t,)
-
-
-def _column_from_dict(d: Any, what: str) -> ColumnProfile:
-    if not isinstance(d, dict):
-        raise FormatError(f"{what}: expected an object")
-    name = _field(d, "name", str, what)
-    what = f"{what} ({name!r})"
-    dtype = _field(d, "dtype", str, what)
-    if dtype not in _DTYPES:
-        raise FormatError(f"{what}: field 'dtype' is {dtype!r}, not one of {_DTYPES}")
-    ctype = d.get("column_type")
-    if ctype not in (None, "num", "cat"):
-        raise FormatError(f"{what}: field 'column_type' is {ctype!r}")
-    n = _field(d, "n", int, what)
-    dropped = _field(d, "dropped", int, what)
-    if n <= 0 or dropped < 0:
-        raise FormatError(f"{what}: 'n' must be positive and 'dropped' non-negative")
-    raw_counts = d.get("counts")
-    counts: tuple[tuple[Any, int], ...] | None = None
-    if raw_counts is not None:
-        if not isinstance(raw_counts, list):
-            raise FormatError(f"{what}: field 'counts' must be a list of [value, count]")
-        conv = {"float": float, "int": int, "bool": bool, "str": str}[dtype]
-        pairs = []
-        for pair in raw_counts:
-            if (
-                not isinstance(pair, list)
-                or len(pair) != 2
-                or not isinstance(pair[1], int)
-                or pair[1] <= 0
-            ):
-                raise FormatError(f"{what}: bad counts entry {pair!r}")
-            pairs.append((conv(pair[0]), pair[1]))
-        if sum(c for _, c in pairs) != n:
-            raise FormatError(f"{what}: counts add up to {sum(c for _, c in pairs)}, not n={n}")
-        pairs.sort(key=lambda kv: _key_order(kv[0]))
-        if len({k for k, _ in pairs}) != len(pairs):
-            raise FormatError(f"{what}: counts repeat a value")
-        counts = tuple(pairs)
-    elif dtype == "str":
-        raise FormatError(f"{what}: a string column needs 'counts'")
-    if dtype == "str":
-        return ColumnProfile(name, dtype, ctype, n, dropped, counts)
-    num = _field(d, "numeric", dict, what)
-    values: FloatArray | None = None
-    weights: NDArray[np.int64] | None = None
-    sketch_exact, sketch_levels = True, 0
-    sk = num.get("sketch")
-    if sk is None:
-        if counts is None:
-            raise FormatError(f"{what}: a numerical column needs 'counts' or a 'sketch'")
-    else:
-        sk = _field(num, "sketch", dict, f"{what} numeric")
-        values = _unb64(sk.get("values_f8le"), "<f8", f"{what} sketch values")
-        weights = _unb64(sk.get("weights_i8le"), "<i8", f"{what} sketch weights")
-        if len(values) != len(weights) or len(values) == 0:
-            raise FormatError(f"{what}: sketch values and weights differ in length or are empty")
-        if int(weights.sum()) != n or np.any(weights <= 0) or np.any(np.diff(values) < 0):
-            raise FormatError(
-                f"{what}: sketch is inconsistent (weights must sum to n, values sorted)"
-            )
-        sketch_exact = bool(_field(sk, "exact", bool, f"{what} sketch"))
-        sketch_levels = int(_field(sk, "levels", int, f"{what} sketch"))
-    nums = {}
-    for key in ("min", "max", "mean", "m2"):
-        v = _field(num, key, (int, float), f"{what} numeric")
-        nums[key] = float(v)
-    return ColumnProfile(
-        name=name,
-        dtype=dtype,
-        column_type=ctype,
-        n=n,
-        dropped=dropped,
-        counts=counts,
-        minimum=nums["min"],
-        maximum=nums["max"],
-        mean=nums["mean"],
-        m2=nums["m2"],
-        sketch_values=values,
-        sketch_weights=weights,
-        sketch_exact=sketch_exact,
-        sketch_levels=sketch_levels,
-    )
 
 
 def _collect(

@@ -30,6 +30,7 @@ def _split(value: str | None) -> list[str]:
 
 def _build(args: argparse.Namespace) -> int:
     from agent.checks.profile import ReferenceProfile
+    from agent.checks.profile_format import profile_to_bytes
     from agent.data import iter_chunks, schema_of
 
     columns = _split(args.columns) or None
@@ -55,7 +56,7 @@ def _build(args: argparse.Namespace) -> int:
     profile = ReferenceProfile.build(
         iter_chunks(args.reference, columns, chunk_rows=args.chunk_rows), column_types=types
     )
-    write_atomic(out, profile.to_bytes())
+    write_atomic(out, profile_to_bytes(profile))
     approx = [c.name for c in profile.columns if not c.exact]
     rows = max(c.n + c.dropped for c in profile.columns)
     print(
@@ -91,9 +92,9 @@ def _summary(profile: ReferenceProfile) -> list[dict[str, Any]]:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from agent.checks.profile import ReferenceProfile
+    from agent.checks.files import load_profile
 
-    profile = ReferenceProfile.load(args.profile)
+    profile = load_profile(args.profile)
     rows = _summary(profile)
     if args.format == "json":
         json.dump({"profile": str(args.profile), "columns": rows}, sys.stdout, indent=2)

@@ -1,9 +1,56 @@
-"""The hub's ledger: schema, store interface and SQL implementation, checkpointer.
+"""The hub's ledger: schema, store interfaces and SQL implementation, verification, checkpointer.
 
-Start at :mod:`hub.ledger.store` (the interface and append rules).
+Start at :mod:`hub.ledger.store` (the interfaces and append rules). An append goes one way
+through: :mod:`hub.ledger.verify` parses and verifies the exact bytes once into
+:class:`CheckedRecord` values, :mod:`hub.ledger.history` applies the history rules to those,
+and :mod:`hub.ledger.sql` stores them.
 """
 
+from hub.ledger.checked import CheckedBatch, CheckedRecord, HeldKey, KeyRing
 from hub.ledger.checkpointer import Checkpointer
-from hub.ledger.store import AppendResult, Entry, LedgerStore, StoredCheckpoint
+from hub.ledger.store import (
+    CheckpointStore,
+    HeartbeatStore,
+    LedgerStore,
+    LogStore,
+    NodeStore,
+    PolicyStore,
+)
+from hub.ledger.types import (
+    MAX_BATCH,
+    AppendResult,
+    ApprovalRecord,
+    CheckpointSigner,
+    Entry,
+    Equivocation,
+    Heartbeat,
+    NodeInfo,
+    NodeKey,
+    PolicyRecord,
+    StoredCheckpoint,
+)
 
-__all__ = ["AppendResult", "Checkpointer", "Entry", "LedgerStore", "StoredCheckpoint"]
+__all__ = [
+    "MAX_BATCH",
+    "AppendResult",
+    "ApprovalRecord",
+    "CheckedBatch",
+    "CheckedRecord",
+    "CheckpointSigner",
+    "CheckpointStore",
+    "Checkpointer",
+    "Entry",
+    "Equivocation",
+    "Heartbeat",
+    "HeartbeatStore",
+    "HeldKey",
+    "KeyRing",
+    "LedgerStore",
+    "LogStore",
+    "NodeInfo",
+    "NodeKey",
+    "NodeStore",
+    "PolicyRecord",
+    "PolicyStore",
+    "StoredCheckpoint",
+]

@@ -1,26 +1,39 @@
 """The hub's state behind one interface: the append-only ledger and everything around it.
 
-:class:`LedgerStore` is the contract the hub's handlers code against; :meth:`LedgerStore.open`
+:class:`LedgerStore` is the contract the hub's handlers code against. It combines one interface
+per concern — :class:`LogStore` (the append-only log and its proofs), :class:`CheckpointStore`,
+:class:`NodeStore` (tokens, nodes, keys), :class:`PolicyStore` (bundles and approvals),
+:class:`HeartbeatStore` — so code that needs one concern can ask for just that part. The values
+they return live in :mod:`hub.ledger.types` (re-exported here). :meth:`LedgerStore.open`
 returns the SQLAlchemy implementation (:mod:`hub.ledger.sql`) for a SQLite path/URL or a
 PostgreSQL URL, migrated to the newest schema.
 
-Append rules (:meth:`LedgerStore.append_records`), applied to a batch all-or-nothing:
+Append rules (:meth:`LedgerStore.append_records`), applied to a batch all-or-nothing. The
+envelope bytes are parsed and verified exactly once, into
+:class:`~hub.ledger.verify.CheckedRecord` values (which key signed them); every later rule looks
+at checked records only:
 
 1. the node is enrolled (else :class:`NodeNotEnrolledError`, an ``AccessDeniedError``);
-2. a record whose ``(node_id, seq)`` is already in the ledger with identical bytes is a resend:
-   it is acknowledged with its existing index and not appended again. It is not verified
-   again (it was when first appended), so a resend still succeeds after a key rotation;
-3. every other envelope parses and verifies under the node's *current* key (``FormatError`` /
-   ``SignatureError``), and its payload names the calling node (``AccessDeniedError``);
-4. the same ``seq`` as a stored record with different bytes is equivocation: an
+2. every envelope parses and verifies under a key the node has held (its current key first;
+   ``FormatError`` / ``SignatureError`` under the current key otherwise), and its payload names
+   the calling node (``AccessDeniedError``);
+3. a record whose ``(node_id, seq)`` is already in the ledger with identical bytes is a resend:
+   it is acknowledged with its existing index and not appended again, whichever of the node's
+   keys signed it, so a resend still succeeds after a key rotation;
+4. every record not already stored must be signed by the node's *current* key
+   (``SignatureError``);
+5. the same ``seq`` as a stored record with different bytes is equivocation: an
    ``equivocations`` row naming the stored record is committed (even though the batch is
-   refused) and :class:`EquivocationError` is raised. Such a record may verify under the key
-   the node held when that seq was appended, or any later key of the node; under no other
-   key (``SignatureError``), so nobody else can get an equivocation flagged against a node;
-5. two different records with the same seq inside one batch, neither stored, make the batch
+   refused) and :class:`EquivocationError` is raised. Such a record may be signed by the key
+   the node held when that seq was appended, or any later key of the node; by no other key
+   (``SignatureError``), so nobody else can get an equivocation flagged against a node;
+6. two different records with the same seq inside one batch, neither stored, make the batch
    malformed (``FormatError``) and flag nothing: a flag names a record the ledger keeps;
-6. otherwise ``seq`` must be the node's last + 1 (``SequenceGapError(expected=...)``) and
+7. otherwise ``seq`` must be the node's last + 1 (``SequenceGapError(expected=...)``) and
    ``prev`` the SHA-256 of the node's previous envelope (``ChainBrokenError``).
+
+Rules 3-7 are :func:`hub.ledger.history.plan_append`, a pure function of the checked batch and
+the stored stream, so every backend applies them the same way.
 
 Limits (set at :meth:`LedgerStore.open`; ``None`` = unlimited): a record envelope larger than
 ``max_record_bytes`` is refused before anything else (:class:`RecordTooLargeError`, nothing
@@ -41,207 +54,54 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from hub.ledger.types import (
+    MAX_BATCH,
+    AppendResult,
+    ApprovalRecord,
+    CheckpointSigner,
+    Entry,
+    Equivocation,
+    Heartbeat,
+    NodeInfo,
+    NodeKey,
+    PolicyRecord,
+    StoredCheckpoint,
+)
 from trust.canonical import Sha256
-from trust.checkpoint import Checkpoint
-from trust.keys import KeyId, PublicKey, SigningKey
+from trust.keys import PublicKey, SigningKey
 
 if TYPE_CHECKING:
     from hub.ledger.verify import RecordVerifier
 
 __all__ = [
+    "MAX_BATCH",
     "AppendResult",
+    "ApprovalRecord",
     "CheckpointSigner",
+    "CheckpointStore",
     "Entry",
-    "StoredCheckpoint",
+    "Equivocation",
+    "Heartbeat",
+    "HeartbeatStore",
+    "LedgerStore",
+    "LogStore",
     "NodeInfo",
     "NodeKey",
+    "NodeStore",
     "PolicyRecord",
-    "ApprovalRecord",
-    "Heartbeat",
-    "Equivocation",
-    "LedgerStore",
-    "MAX_BATCH",
+    "PolicyStore",
+    "StoredCheckpoint",
 ]
 
-MAX_BATCH = 10_000
-"""The most records one :meth:`LedgerStore.append_records` call accepts."""
 
+class LogStore(abc.ABC):
+    """The append-only log: node and hub streams, heads, equivocation flags, reads, proofs.
 
-@dataclass(frozen=True)
-class AppendResult:
-    """What a batch append did.
-
-    ``indexes[i]`` is the ledger index of the batch's i-th envelope (new or already present);
-    ``duplicates`` lists the batch *positions* that were resends of stored records;
-    ``tree_size`` is the ledger size after the append; ``checkpoint`` covers every index of the
-    batch when the append was asked to sign one (it was committed in the same transaction).
+    Appends follow the rules of the module docstring; methods are thread- and process-safe.
     """
-
-    indexes: list[int]
-    duplicates: list[int]
-    tree_size: int
-    checkpoint: StoredCheckpoint | None = None
-
-
-@dataclass(frozen=True)
-class CheckpointSigner:
-    """How the hub signs checkpoints: the origin line, the note's key name and the hub key."""
-
-    origin: str
-    key_name: str
-    key: SigningKey
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One ledger entry, exactly as stored."""
-
-    idx: int
-    node_id: str
-    seq: int
-    envelope: bytes
-    envelope_sha256: Sha256
-    leaf_hash: bytes
-    chain_hash: bytes
-    received_at: datetime
-
-
-@dataclass(frozen=True)
-class StoredCheckpoint:
-    """A signed checkpoint: the parsed head and the exact note bytes that were signed."""
-
-    checkpoint: Checkpoint
-    note: bytes
-    created_at: datetime
-
-    @property
-    def size(self) -> int:
-        """The tree size the checkpoint commits to."""
-        return self.checkpoint.size
-
-    @property
-    def root_hash(self) -> bytes:
-        """The RFC 9162 root at that size."""
-        return self.checkpoint.root_hash
-
-    @property
-    def origin(self) -> str:
-        """The log origin the checkpoint was signed under (its first line)."""
-        return self.checkpoint.origin
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    """An enrolled node and its current key."""
-
-    node_id: str
-    key_id: KeyId
-    public_key: PublicKey
-    enrolled_at: datetime
-    status: str
-
-
-@dataclass(frozen=True)
-class NodeKey:
-    """A key a node has held; ``retired_at`` is set once it was rotated away."""
-
-    node_id: str
-    key_id: KeyId
-    public_key: PublicKey
-    added_at: datetime
-    retired_at: datetime | None
-    ledger_idx: int | None
-
-
-@dataclass(frozen=True)
-class PolicyRecord:
-    """A published policy bundle (the envelope bytes verbatim) and its ledger entry."""
-
-    name: str
-    version: int
-    digest: Sha256
-    envelope: bytes
-    published_at: datetime
-    ledger_idx: int
-
-
-@dataclass(frozen=True)
-class ApprovalRecord:
-    """A submitted approval envelope and its ledger entry."""
-
-    id: int
-    role: str
-    subject: str
-    digest: Sha256
-    envelope: bytes
-    created_at: datetime
-    ledger_idx: int
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    """A node's last sign of life."""
-
-    node_id: str
-    last_seen: datetime
-    agent_version: str
-    policy_name: str | None
-    policy_version: int | None
-
-
-@dataclass(frozen=True)
-class Equivocation:
-    """Evidence that a node signed two different records with one ``seq``."""
-
-    id: int
-    node_id: str
-    seq: int
-    existing_sha256: Sha256
-    offered_envelope: bytes
-    flagged_at: datetime
-
-
-class LedgerStore(abc.ABC):
-    """The hub's storage. Every method is safe to call from several threads and processes."""
-
-    @staticmethod
-    def open(
-        url: str,
-        *,
-        hub_key: SigningKey | None = None,
-        hub_public_key: PublicKey | None = None,
-        migrate: bool = True,
-        verifier: RecordVerifier | None = None,
-        max_record_bytes: int | None = None,
-        page_bytes: int | None = None,
-    ) -> LedgerStore:
-        """Open (and migrate) the store at ``url``: a SQLite path/URL or a PostgreSQL URL.
-
-        ``hub_key`` signs hub events and checkpoints; without it the store is read-only for
-        hub events (``append_hub_event`` still accepts envelopes signed by ``hub_public_key``).
-        ``verifier`` checks appended records (default: in the calling thread); the caller
-        keeps ownership and closes it after the store. ``max_record_bytes`` and
-        ``page_bytes`` are the limits of the module docstring.
-
-        With ``migrate`` the database must also take a write (a probe that is rolled back):
-        a database that is read-only, full or unreachable is a :class:`ConfigError` naming it.
-        """
-        from hub.ledger.sql import SqlLedgerStore
-
-        return SqlLedgerStore.connect(
-            url, hub_key=hub_key, hub_public_key=hub_public_key, migrate=migrate,
-            verifier=verifier, max_record_bytes=max_record_bytes, page_bytes=page_bytes,
-        )
-
-    @abc.abstractmethod
-    def close(self) -> None:
-        """Release connections."""
-
-    # --- records ---------------------------------------------------------------------------
 
     @abc.abstractmethod
     def append_records(
@@ -276,7 +136,70 @@ class LedgerStore(abc.ABC):
     def node_head(self, node_id: str) -> tuple[int, Sha256]:
         """A stream's last ``seq`` and envelope digest (``(0, 64 zeros)`` if empty)."""
 
-    # --- nodes and tokens --------------------------------------------------------------------
+    @abc.abstractmethod
+    def equivocations(self, node_id: str | None = None) -> list[Equivocation]:
+        """Flagged equivocations, oldest first."""
+
+    @abc.abstractmethod
+    def size(self) -> int:
+        """The number of ledger entries."""
+
+    @abc.abstractmethod
+    def entry(self, idx: int) -> Entry:
+        """Entry ``idx``; ``NotFoundError`` if beyond the end."""
+
+    @abc.abstractmethod
+    def entries(self, start: int, end: int, *, max_bytes: int | None = None) -> list[Entry]:
+        """Entries ``start ≤ idx < end`` (clipped to the ledger), in order, cut after at most
+        ``max_bytes`` of envelopes (default: the store's ``page_bytes``), always at least one
+        entry when any is in range. Continue from the last returned index + 1."""
+
+    @abc.abstractmethod
+    def find_entry(self, node_id: str, seq: int) -> Entry:
+        """The entry of a node's record ``seq``; ``NotFoundError`` if absent."""
+
+    @abc.abstractmethod
+    def root_at(self, size: int) -> bytes:
+        """The RFC 9162 root of the first ``size`` entries."""
+
+    @abc.abstractmethod
+    def inclusion_proof(self, idx: int, size: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of entry ``idx`` in the tree of ``size`` entries."""
+
+    @abc.abstractmethod
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        """RFC 9162 consistency proof between two tree sizes (``0 < old ≤ new ≤ size``)."""
+
+
+class CheckpointStore(abc.ABC):
+    """Signed checkpoints of the log (sizes only grow; one origin for life)."""
+
+    @abc.abstractmethod
+    def sign_checkpoint(
+        self, origin: str, key_name: str, key: SigningKey, *, now: datetime
+    ) -> StoredCheckpoint | None:
+        """Sign and store a checkpoint of the current size, under the write lock.
+
+        Returns the latest checkpoint unchanged when the tree has not grown since, and
+        ``None`` while the tree is empty. Sizes only grow and each root is computed from the
+        stored tree, so two signed checkpoints are always consistent.
+        """
+
+    @abc.abstractmethod
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """The checkpoint of the largest size, if any."""
+
+    @abc.abstractmethod
+    def checkpoint_at_least(self, size: int) -> StoredCheckpoint | None:
+        """The smallest stored checkpoint whose size is ≥ ``size``, if any."""
+
+    @abc.abstractmethod
+    def checkpoint(self, size: int) -> StoredCheckpoint:
+        """The checkpoint of exactly ``size``; ``NotFoundError`` if none was signed."""
+
+
+class NodeStore(abc.ABC):
+    """Enrollment tokens, enrolled nodes and the keys each has held."""
 
     @abc.abstractmethod
     def create_token(
@@ -341,7 +264,9 @@ class LedgerStore(abc.ABC):
     def node_keys(self, node_id: str) -> list[NodeKey]:
         """Every key the node has held, oldest first."""
 
-    # --- policies, approvals, heartbeats --------------------------------------------------------
+
+class PolicyStore(abc.ABC):
+    """Published policy bundles and submitted approvals, each with its hub event."""
 
     @abc.abstractmethod
     def add_policy(
@@ -379,6 +304,10 @@ class LedgerStore(abc.ABC):
     ) -> list[ApprovalRecord]:
         """Stored approvals, oldest first, optionally filtered."""
 
+
+class HeartbeatStore(abc.ABC):
+    """Nodes' last signs of life (not ledger entries)."""
+
     @abc.abstractmethod
     def record_heartbeat(
         self,
@@ -395,63 +324,43 @@ class LedgerStore(abc.ABC):
     def heartbeats(self) -> list[Heartbeat]:
         """The latest heartbeat of every node that sent one."""
 
-    @abc.abstractmethod
-    def equivocations(self, node_id: str | None = None) -> list[Equivocation]:
-        """Flagged equivocations, oldest first."""
 
-    # --- reads and proofs -----------------------------------------------------------------
+class LedgerStore(LogStore, CheckpointStore, NodeStore, PolicyStore, HeartbeatStore):
+    """The hub's storage: every part above over one database.
 
-    @abc.abstractmethod
-    def size(self) -> int:
-        """The number of ledger entries."""
+    The parts share one write lock, so a state change and the hub event recording it commit
+    in one transaction. Every method is safe to call from several threads and processes.
+    """
 
-    @abc.abstractmethod
-    def entry(self, idx: int) -> Entry:
-        """Entry ``idx``; ``NotFoundError`` if beyond the end."""
+    @staticmethod
+    def open(
+        url: str,
+        *,
+        hub_key: SigningKey | None = None,
+        hub_public_key: PublicKey | None = None,
+        migrate: bool = True,
+        verifier: RecordVerifier | None = None,
+        max_record_bytes: int | None = None,
+        page_bytes: int | None = None,
+    ) -> LedgerStore:
+        """Open (and migrate) the store at ``url``: a SQLite path/URL or a PostgreSQL URL.
 
-    @abc.abstractmethod
-    def entries(self, start: int, end: int, *, max_bytes: int | None = None) -> list[Entry]:
-        """Entries ``start ≤ idx < end`` (clipped to the ledger), in order, cut after at most
-        ``max_bytes`` of envelopes (default: the store's ``page_bytes``), always at least one
-        entry when any is in range. Continue from the last returned index + 1."""
+        ``hub_key`` signs hub events and checkpoints; without it the store is read-only for
+        hub events (``append_hub_event`` still accepts envelopes signed by ``hub_public_key``).
+        ``verifier`` checks appended records (default: in the calling thread); the caller
+        keeps ownership and closes it after the store. ``max_record_bytes`` and
+        ``page_bytes`` are the limits of the module docstring.
 
-    @abc.abstractmethod
-    def find_entry(self, node_id: str, seq: int) -> Entry:
-        """The entry of a node's record ``seq``; ``NotFoundError`` if absent."""
-
-    @abc.abstractmethod
-    def root_at(self, size: int) -> bytes:
-        """The RFC 9162 root of the first ``size`` entries."""
-
-    @abc.abstractmethod
-    def inclusion_proof(self, idx: int, size: int) -> list[bytes]:
-        """RFC 9162 inclusion proof of entry ``idx`` in the tree of ``size`` entries."""
-
-    @abc.abstractmethod
-    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
-        """RFC 9162 consistency proof between two tree sizes (``0 < old ≤ new ≤ size``)."""
-
-    # --- checkpoints --------------------------------------------------------------------------
-
-    @abc.abstractmethod
-    def sign_checkpoint(
-        self, origin: str, key_name: str, key: SigningKey, *, now: datetime
-    ) -> StoredCheckpoint | None:
-        """Sign and store a checkpoint of the current size, under the write lock.
-
-        Returns the latest checkpoint unchanged when the tree has not grown since, and
-        ``None`` while the tree is empty. Sizes only grow and each root is computed from the
-        stored tree, so two signed checkpoints are always consistent.
+        With ``migrate`` the database must also take a write (a probe that is rolled back):
+        a database that is read-only, full or unreachable is a :class:`ConfigError` naming it.
         """
+        from hub.ledger.sql import SqlLedgerStore
+
+        return SqlLedgerStore.connect(
+            url, hub_key=hub_key, hub_public_key=hub_public_key, migrate=migrate,
+            verifier=verifier, max_record_bytes=max_record_bytes, page_bytes=page_bytes,
+        )
 
     @abc.abstractmethod
-    def latest_checkpoint(self) -> StoredCheckpoint | None:
-        """The checkpoint of the largest size, if any."""
-
-    @abc.abstractmethod
-    def checkpoint_at_least(self, size: int) -> StoredCheckpoint | None:
-        """The smallest stored checkpoint whose size is ≥ ``size``, if any."""
-
-    @abc.abstractmethod
-    def checkpoint(self, size: int) -> StoredCheckpoint:
-        """The checkpoint of exactly ``size``; ``NotFoundError`` if none was signed."""
+    def close(self) -> None:
+        """Release connections."""

@@ -1,21 +1,31 @@
-"""Checking a batch of audit records before the write lock, in this process or in a pool.
+"""Parsing and verifying a batch of records once, before the write lock, here or in a pool.
 
 The expensive part of an append is per-record and independent: parse the DSSE envelope,
 verify its ed25519 signature, parse and check the payload (:meth:`AuditRecord.from_envelope`).
 ``cryptography`` holds the GIL while it verifies, so threads cannot spread that work over
 cores; :class:`RecordVerifier` can hand it to worker processes instead, splitting a batch
-into one chunk per worker. Only ``(seq, prev, digest, leaf hash)`` comes back per record.
+into one chunk per worker. Only ``(seq, prev, digest, leaf hash, which key)`` comes back per
+record.
+
+The append path goes through here exactly once: :meth:`RecordVerifier.check_batch` turns the
+exact envelope bytes into a :class:`CheckedBatch` of :class:`CheckedRecord` values, and the
+store applies its history rules (:func:`hub.ledger.history.plan_append`) to those only.
 
 Invariants:
 
-* :func:`check_records` is the one definition of "this batch may be appended by this node"
-  as far as each record alone can tell: every envelope verifies under the given key and its
-  payload names the calling node. In a worker or in-process it runs the same code and raises
-  the same typed error (:class:`FormatError`, :class:`SignatureError`,
-  :class:`AccessDeniedError`) naming the batch position.
+* :func:`check_batch` is the one definition of "each record of this batch, taken alone, is the
+  node's": every envelope verifies under a key of the node's :class:`KeyRing` (the current key
+  tried first; older keys only for the records it did not sign) and its payload names the
+  calling node. A record no key of the ring verifies raises the error it gets under the
+  current key. In a worker or in-process it runs the same code and raises the same typed error
+  (:class:`FormatError`, :class:`SignatureError`, :class:`AccessDeniedError`) naming the batch
+  position. Whether a key the node held may sign *that* record (its current key for a new
+  record, a key held at the stored seq for an equivocation) is a history rule, left to the store.
+* A :class:`CheckedRecord` holds the exact bytes that were verified (never a re-encoding) and
+  their digest and RFC 9162 leaf hash.
 * Workers hold no database connection and no lock; they see only public keys and envelope
-  bytes. The store re-checks, under the write lock, that the key used is still the node's
-  current key, and applies every ordering rule (seq, prev, duplicates, equivocation) there.
+  bytes. The store re-checks, under the write lock, that the ring's current key is still the
+  node's current key, and applies every ordering rule (seq, prev, duplicates, equivocation) there.
 * Workers are started with ``spawn`` (never ``fork``: the hub's gRPC threads must not be
   forked), all at once when the verifier is built, and ignore SIGINT, so a Ctrl-C drains the
   hub instead of killing its verifiers; a worker exits by itself within a second of its
@@ -46,27 +56,87 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from hub.ledger.checked import CheckedBatch, CheckedRecord, HeldKey, KeyRing
 from trust.canonical import Sha256
-from trust.errors import AccessDeniedError, ConfigError, WardenError
-from trust.keys import PublicKey
+from trust.errors import AccessDeniedError, ConfigError, SignatureError, WardenError
+from trust.keys import KeyId, PublicKey
 from trust.merkle import leaf_hash
-from trust.record import AuditRecord
+from trust.record import HUB_NODE_ID, AuditRecord, HubEvent
 
-__all__ = ["Checked", "RecordVerifier", "check_records"]
+__all__ = [
+    "Checked",
+    "CheckedBatch",
+    "CheckedRecord",
+    "HeldKey",
+    "KeyRing",
+    "RecordVerifier",
+    "check_batch",
+    "check_hub_event",
+    "check_records",
+]
 
 log = logging.getLogger("warden.hub.verify")
 _PARENT_POLL_S = 0.5
 _START_TIMEOUT_S = 120.0
 """How long a new pool may take until every worker has imported this module and answered."""
 
+_Row = tuple[int, str, str, bytes, int]
+"""One checked record as it travels back from a worker: seq, prev, digest, leaf hash, and the
+position in the key list of the key that verified it (plain tuples: cheap to pickle)."""
+
 
 class Checked(NamedTuple):
-    """What the write path needs of one verified record (a tuple: cheap to pickle)."""
+    """One record checked under a single key: what :func:`check_records` returns."""
 
     seq: int
     prev: Sha256
     digest: Sha256
     leaf_hash: bytes
+
+
+def _check_one(node_id: str, keys: Sequence[PublicKey], envelope: bytes, pos: int) -> _Row:
+    """Parse and verify one envelope under the first of ``keys`` that signed it.
+
+    ``keys[0]`` is tried first and its error is the one raised when no key verifies; a later
+    key is tried only after a :class:`SignatureError` (a malformed envelope is malformed under
+    every key, and the signature is checked before the payload is read).
+    """
+    what = f"record {pos} of the batch"
+    found: tuple[AuditRecord, int] | None = None
+    first: SignatureError | None = None
+    for position, key in enumerate(keys):
+        try:
+            found = AuditRecord.from_envelope(envelope, key, what=what), position
+            break
+        except SignatureError as exc:
+            first = first or exc
+    if found is None:
+        raise first or SignatureError(f"{what}: the node holds no key to verify it under")
+    record, k = found
+    if record.node_id != node_id:
+        raise AccessDeniedError(
+            f"record {pos} of the batch names node {record.node_id!r}, but {node_id!r} sent it"
+        )
+    data = record.envelope
+    return record.seq, record.prev, hashlib.sha256(data).hexdigest(), leaf_hash(data), k
+
+
+def _check_rows(
+    node_id: str, keys: Sequence[PublicKey], envelopes: Sequence[bytes], offset: int
+) -> list[_Row]:
+    return [_check_one(node_id, keys, bytes(env), i)
+            for i, env in enumerate(envelopes, start=offset)]
+
+
+def _batch(ring: KeyRing, envelopes: Sequence[bytes], rows: Sequence[_Row]) -> CheckedBatch:
+    """The checked batch of ``rows`` (in batch order), keeping the caller's exact bytes."""
+    key_ids: list[KeyId] = [k.key_id for k in ring.keys]
+    node_id = ring.node_id
+    return CheckedBatch(ring, tuple(
+        CheckedRecord(node_id, seq, Sha256(prev), bytes(env), Sha256(digest), leaf,
+                      key_ids[k])
+        for (seq, prev, digest, leaf, k), env in zip(rows, envelopes, strict=True)
+    ))
 
 
 def check_records(
@@ -76,19 +146,21 @@ def check_records(
 
     ``offset`` is the batch position of ``envelopes[0]`` (for error messages).
     """
-    out: list[Checked] = []
-    for i, env in enumerate(envelopes, start=offset):
-        record = AuditRecord.from_envelope(bytes(env), key, what=f"record {i} of the batch")
-        if record.node_id != node_id:
-            raise AccessDeniedError(
-                f"record {i} of the batch names node {record.node_id!r}, but {node_id!r} sent it"
-            )
-        data = record.envelope
-        out.append(
-            Checked(record.seq, record.prev, Sha256(hashlib.sha256(data).hexdigest()),
-                    leaf_hash(data))
-        )
-    return out
+    return [Checked(seq, Sha256(prev), Sha256(digest), leaf)
+            for seq, prev, digest, leaf, _ in _check_rows(node_id, [key], envelopes, offset)]
+
+
+def check_batch(ring: KeyRing, envelopes: Sequence[bytes]) -> CheckedBatch:
+    """Verify and parse each envelope as a record of ``ring.node_id`` under a key of ``ring``
+    (in this process; :meth:`RecordVerifier.check_batch` spreads it over workers)."""
+    return _batch(ring, envelopes, _check_rows(ring.node_id, ring.keys, envelopes, 0))
+
+
+def check_hub_event(envelope: bytes, hub_key: PublicKey) -> CheckedRecord:
+    """Verify a pre-built hub event under the hub key (:meth:`HubEvent.from_envelope`)."""
+    event = HubEvent.from_envelope(bytes(envelope), hub_key)
+    return CheckedRecord.signed_here(HUB_NODE_ID, event.seq, event.prev, event.envelope,
+                                     hub_key.key_id)
 
 
 @dataclass(frozen=True)
@@ -104,13 +176,12 @@ class _Refused:
 
 
 def _worker_check(
-    node_id: str, key_raw: bytes, envelopes: list[bytes], offset: int
-) -> list[tuple[int, str, str, bytes]] | _Refused:
+    node_id: str, key_raws: list[bytes], envelopes: list[bytes], offset: int
+) -> list[_Row] | _Refused:
     # Runs in a worker. Plain tuples travel back (a named tuple would be rebuilt by pickle
     # through Python code, per record); typed errors travel as values (pickling drops hints).
     try:
-        checked = check_records(node_id, PublicKey(key_raw), envelopes, offset=offset)
-        return [(c.seq, c.prev, c.digest, c.leaf_hash) for c in checked]
+        return _check_rows(node_id, [PublicKey(k) for k in key_raws], envelopes, offset)
     except WardenError as exc:
         return _Refused(type(exc), exc.message, exc.hint)
 
@@ -176,7 +247,7 @@ def _without_main() -> Iterator[None]:
 
 
 class RecordVerifier:
-    """Runs :func:`check_records` in-process (``workers=0``) or in ``workers`` processes.
+    """Runs :func:`check_batch` in-process (``workers=0``) or in ``workers`` processes.
 
     Thread-safe: concurrent appends share the pool and their chunks interleave.
     """
@@ -220,15 +291,22 @@ class RecordVerifier:
 
     def check(self, node_id: str, key: PublicKey, envelopes: Sequence[bytes]) -> list[Checked]:
         """:func:`check_records` over the batch, split across the workers."""
+        batch = self.check_batch(KeyRing(node_id, key), envelopes)
+        return [Checked(r.seq, r.prev, r.digest, r.leaf_hash) for r in batch.records]
+
+    def check_batch(self, ring: KeyRing, envelopes: Sequence[bytes]) -> CheckedBatch:
+        """:func:`check_batch` over the batch, split across the workers."""
         pool = self._pool
         if pool is None or len(envelopes) < 2 * self._min_chunk:
-            return check_records(node_id, key, envelopes)
+            return check_batch(ring, envelopes)
         items = list(envelopes)
+        keys = ring.keys
+        key_raws = [k.raw for k in keys]
         chunks = min(self.workers, len(items) // self._min_chunk)
         step = -(-len(items) // chunks)
         try:
-            futures: list[Future[list[tuple[int, str, str, bytes]] | _Refused]] = [
-                pool.submit(_worker_check, node_id, key.raw, items[i : i + step], i)
+            futures: list[Future[list[_Row] | _Refused]] = [
+                pool.submit(_worker_check, ring.node_id, key_raws, items[i : i + step], i)
                 for i in range(0, len(items), step)
             ]
             results = [f.result() for f in futures]
@@ -236,14 +314,14 @@ class RecordVerifier:
             # A worker died (killed, out of memory): replace the pool, check this batch here.
             log.error("a record verifier process died; restarting the pool")
             self._restart(pool)
-            return check_records(node_id, key, items)
-        out: list[Checked] = []
+            return check_batch(ring, items)
+        rows: list[_Row] = []
         for r in results:  # the first refusal in batch order wins
             if isinstance(r, _Refused):
                 r.raise_()
             else:
-                out.extend(map(Checked._make, r))
-        return out
+                rows.extend(r)
+        return _batch(ring, items, rows)
 
     def _restart(self, broken: ProcessPoolExecutor) -> None:
         with self._lock:

@@ -38,8 +38,9 @@ def endpoints(state: HubState, watch: WatchStreams) -> dict[str, Endpoint | Stre
         p: Principal, req: pb.GetPolicyRequest, ctx: grpc.ServicerContext
     ) -> pb.GetPolicyResponse:
         version = req.version if req.HasField("version") else None
+        if_none_match = bounded_optional("revision", req.if_none_match or None)
         rec = handlers.get_policy(state, req.name or None, version)
-        if req.if_none_match and req.if_none_match == serde.revision_of(rec):
+        if if_none_match and if_none_match == serde.revision_of(rec):
             return pb.GetPolicyResponse(not_modified=True)
         return pb.GetPolicyResponse(bundle=serde.policy_to_proto(rec))
 

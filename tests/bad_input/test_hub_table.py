@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.bad_input._table import Case, assert_refused, run_warden
-from tests.hub.harness import HubWorld, Node, enroll, make_world, node_client, running_hub
+from tests.hub.harness import HubWorld, enroll, make_world, node_client, running_hub
+from tests.sim import SimNode
 from trust import keys
 
 CONN = ("--hub", "{hub}", "--hub-dir", "{dir}")
@@ -36,6 +37,13 @@ CASES = [
          r"--start: -5 .*≥ 0"),
     Case("entries-huge-start", ("hub", "entries", "--start", BIG, *NOWHERE),
          r"--start: .* at most 9223372036854775807"),
+    # A huge value where the minimum is 1 is "too large", not "out of range: ≥ 1".
+    Case("checkpoint-huge-size", ("hub", "checkpoint", "--size", BIG, *NOWHERE),
+         r"--size: 9+ is too large; at most 9223372036854775807"),
+    Case("consistency-huge-size", ("hub", "proof", "consistency", BIG, *NOWHERE),
+         r"OLD_SIZE: 9+ is too large; at most 9223372036854775807"),
+    Case("entries-huge-limit", ("hub", "entries", "--limit", BIG, *NOWHERE),
+         r"--limit: 9+ is too large; at most 9223372036854775807"),
     Case("entries-negative-limit", ("hub", "entries", "--limit", "-2", *NOWHERE),
          r"--limit: -2 .*≥ 1"),
     Case("entries-zero-limit", ("hub", "entries", "--limit", "0", *NOWHERE),
@@ -154,7 +162,7 @@ def port(files: Files) -> Iterator[int]:
     then one append of two records (checkpoint of size 3) — so size 2 has no checkpoint.
     Started only for the rows that talk to a hub."""
     with running_hub(files.world) as hub:
-        node = Node("emea-1")
+        node = SimNode("emea-1")
         enroll(files.world, hub, node)
         with node_client(files.world, hub, node) as c:
             c.append(node.records(2))
@@ -182,7 +190,7 @@ def test_help_example_consistency_from_a_saved_checkpoint(
     world = make_world(tmp_path, verify_workers=0)
     with running_hub(world) as hub:
         conn = ["--hub", f"127.0.0.1:{hub.port}", "--hub-dir", str(world.dir)]
-        node = Node("emea-1")
+        node = SimNode("emea-1")
         enroll(world, hub, node)
         with node_client(world, hub, node) as c:
             c.append(node.records(2))

@@ -186,7 +186,7 @@ def test_drift_lineage_documentation_and_table(credit, capsys) -> None:
     d: Path = credit["dir"]
     train = d / "train.parquet"
     pq.write_table(generate(500, seed=1), train)
-    from agent.checks.lineage import sha256_file
+    from agent.checks.files import sha256_file
 
     (d / "model.onnx").write_bytes(b"model bytes")
     (d / "shap.json").write_text("{}")
@@ -243,10 +243,11 @@ def test_drift_lineage_documentation_and_table(credit, capsys) -> None:
 
 def test_drift_from_profile(credit, tmp_path: Path, capsys) -> None:
     profile = pytest.importorskip("agent.checks.profile")
+    from agent.checks.files import save_profile
     from agent.data import iter_chunks
 
     prof = profile.ReferenceProfile.build(iter_chunks(credit["ref"], ["income", "employment"]))
-    prof.save(tmp_path / "ref.profile")
+    save_profile(prof, tmp_path / "ref.profile")
     code, out, err = run(
         [
             "check",

@@ -10,7 +10,8 @@ import pytest
 
 from agent.checks.documentation import card_sections, documentation_evidence
 from agent.checks.evidence import build_evidence, validate_evidence
-from agent.checks.lineage import lineage_evidence, load_manifest, sha256_file
+from agent.checks.files import load_manifest, sha256_file
+from agent.checks.lineage import lineage_evidence
 from trust.errors import FormatError
 
 NOW = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)

@@ -15,7 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from agent.checks.drift import drift_evidence
+from agent.checks.files import load_profile, save_profile
 from agent.checks.profile import SKETCH_CAPACITY, ReferenceProfile
+from agent.checks.profile_format import profile_to_bytes
 from trust.cli.main import main
 from trust.errors import DataError, FormatError
 
@@ -136,11 +138,11 @@ def test_save_load_round_trip_is_canonical_and_deterministic(tmp_path: Path) -> 
     ref = _data(rng, 3 * SKETCH_CAPACITY, 0.0)
     a = ReferenceProfile.build(_chunks(ref, 10000))
     b = ReferenceProfile.build(_chunks(ref, 10000))
-    assert a.to_bytes() == b.to_bytes()
+    assert profile_to_bytes(a) == profile_to_bytes(b)
     path = tmp_path / "ref.profile"
-    a.save(path)
-    loaded = ReferenceProfile.load(path)
-    assert loaded.to_bytes() == path.read_bytes()
+    save_profile(a, path)
+    loaded = load_profile(path)
+    assert profile_to_bytes(loaded) == path.read_bytes()
     cur = _data(rng, 5000, 0.2)
     assert loaded.compare(cur) == a.compare(cur)
     doc = json.loads(path.read_bytes())
@@ -185,19 +187,19 @@ TAMPERS = [
 def test_bad_profile_files_raise_format_error(tmp_path: Path, how: str) -> None:
     rng = np.random.default_rng(1)
     profile = ReferenceProfile.build([{"x": rng.normal(size=3000)}])
-    doc = _tamper(json.loads(profile.to_bytes()), how)
+    doc = _tamper(json.loads(profile_to_bytes(profile)), how)
     path = tmp_path / "bad.profile"
     path.write_text(json.dumps(doc))
     with pytest.raises(FormatError):
-        ReferenceProfile.load(path)
+        load_profile(path)
 
 
 def test_not_json_and_missing_file(tmp_path: Path) -> None:
     (tmp_path / "x").write_text("not json")
     with pytest.raises(FormatError, match="not valid JSON"):
-        ReferenceProfile.load(tmp_path / "x")
+        load_profile(tmp_path / "x")
     with pytest.raises(FormatError, match="cannot read"):
-        ReferenceProfile.load(tmp_path / "absent")
+        load_profile(tmp_path / "absent")
 
 
 def test_build_errors() -> None:
@@ -247,7 +249,7 @@ def test_cli_build_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         == 0
     )
     assert "approximate (sketched): x" in capsys.readouterr().out
-    profile = ReferenceProfile.load(out)
+    profile = load_profile(out)
     assert [c.column_type for c in profile.columns] == [None, None, "cat"]
     assert main(["profile", "show", str(out)]) == 0
     shown = capsys.readouterr().out
@@ -259,7 +261,23 @@ def test_cli_build_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     csv = tmp_path / "ref.csv"
     table.to_pandas().to_csv(csv, index=False)
     assert main(["profile", "build", str(csv), "--out", str(out), "--columns", "x,region"]) == 0
-    assert ReferenceProfile.load(out).names == ("x", "region")
+    assert load_profile(out).names == ("x", "region")
     # A user mistake is one line on stderr and exit code 2.
     assert main(["profile", "build", str(src), "--out", str(out), "--categorical", "nope"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_profile_build_out_directory_is_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "ref.csv"
+    src.write_text("x,y\n1,a\n2,b\n3,a\n")
+    outdir = tmp_path / "outdir"
+    outdir.mkdir()
+    assert main(["profile", "build", str(src), "--out", str(outdir)]) == 2
+    err = capsys.readouterr().err
+    assert "is a directory" in err and "Traceback" not in err
+    missing = tmp_path / "nope" / "ref.profile"
+    assert main(["profile", "build", str(src), "--out", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write profile" in err and "Traceback" not in err

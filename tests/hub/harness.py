@@ -1,12 +1,16 @@
-"""Shared helpers for hub tests: officers, a trust root, bundles, records, a running hub.
+"""Shared helpers for hub tests: officers, a trust root, bundles, a running hub, clients.
 
 Everything is real: keys, DSSE envelopes, a hub directory from ``init_hub``, a SQLite file,
-and a gRPC server with TLS on a port the OS picks.
+and a gRPC server with TLS on a port the OS picks. Nodes and their records (honest or not)
+come from :mod:`tests.sim`.
 """
 
 from __future__ import annotations
 
-import itertools
+import os
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,16 +18,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from hub.config import HubConfig, Role, load_config
 from hub.server import RunningHub, start
 from hub.state import create_enrollment_token
 from hub.tls import InitResult, init_hub
-from protos.client import HubClient, NodeIdentity
+from protos.client import EnrollResult, HubClient, NodeIdentity
+from tests.sim import SimNode
 from trust import dsse, keys
 from trust.canonical import canonical_json, sha256_hex
 from trust.keys import SigningKey
 from trust.policy.bundle import BUNDLE_PAYLOAD_TYPE, BUNDLE_SCHEMA
-from trust.record import GENESIS_PREV, Subject, build_record, sign_record
 from trust.root import Role as RootRole
 from trust.root import RootMetadata
 from trust.timeutil import format_time, utcnow
@@ -80,37 +86,6 @@ def bundle(
     return dsse.sign(BUNDLE_PAYLOAD_TYPE, payload, signers).to_json()
 
 
-class Node:
-    """An agent-side node: key, id, and its record chain."""
-
-    def __init__(self, node_id: str, key: SigningKey | None = None) -> None:
-        self.node_id = node_id
-        self.key = key or keys.generate()
-        self.seq = 0
-        self.prev = GENESIS_PREV
-        self._n = itertools.count()
-
-    def record(self, *, seq: int | None = None, prev: str | None = None,
-               node_id: str | None = None, key: SigningKey | None = None,
-               model: str = "credit") -> bytes:
-        """Build and sign the next record (advancing the chain unless fields are overridden)."""
-        s = self.seq + 1 if seq is None else seq
-        p = self.prev if prev is None else prev
-        payload = build_record(
-            node_id=node_id or self.node_id, seq=s, prev=p, time=utcnow(), event="validation",
-            subject=Subject(model, str(next(self._n)), sha256_hex(b"artifact")),
-            evidence={"accuracy": 0.9},
-        )
-        env = sign_record(payload, key or self.key)
-        if seq is None and prev is None and node_id is None and key is None:
-            self.seq, self.prev = s, sha256_hex(env)
-        return env
-
-    def records(self, n: int) -> list[bytes]:
-        """The next ``n`` records of the chain."""
-        return [self.record() for _ in range(n)]
-
-
 @dataclass
 class HubWorld:
     """A hub directory, its config, and the officers behind its trust root."""
@@ -160,16 +135,16 @@ def operator(world: HubWorld, hub: RunningHub, role: Role | None) -> HubClient:
     return HubClient(f"127.0.0.1:{hub.port}", ca_cert=world.ca, token=token, timeout=10)
 
 
-def node_client(world: HubWorld, hub: RunningHub, node: Node) -> HubClient:
+def node_client(world: HubWorld, hub: RunningHub, node: SimNode) -> HubClient:
     """A client authenticated as ``node`` (per-call signatures)."""
     return HubClient(f"127.0.0.1:{hub.port}", ca_cert=world.ca,
                      node=NodeIdentity(node.node_id, node.key), timeout=10)
 
 
-def enroll(world: HubWorld, hub: RunningHub, node: Node) -> None:
-    """Enroll ``node`` with a fresh token."""
+def enroll(world: HubWorld, hub: RunningHub, node: SimNode) -> EnrollResult:
+    """Enroll ``node`` with a fresh token; the hub's answer holds the enrollment event."""
     with operator(world, hub, None) as c:
-        c.enroll(node.node_id, node.key, world.token_for(node.node_id))
+        return c.enroll(node.node_id, node.key, world.token_for(node.node_id))
 
 
 def wait_for(predicate: object, timeout: float = 5.0) -> None:
@@ -180,3 +155,34 @@ def wait_for(predicate: object, timeout: float = 5.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("condition not met in time")
+
+
+WARDEN = str(Path(sys.executable).with_name("warden"))
+"""The installed console script (a real process: ``hub serve`` sets up logging)."""
+
+
+def warden_process(*argv: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] = (),
+                   timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``[*prefix] warden ARGV`` in its own process; capture its output as text."""
+    return subprocess.run([*prefix, WARDEN, *argv], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def assert_refused_cleanly(proc: subprocess.CompletedProcess[str], pattern: str) -> None:
+    """Exit 2, stderr starts with ``error: `` and matches ``pattern``, and no traceback."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert re.search(pattern, proc.stderr), proc.stderr
+    assert proc.stderr.startswith("error: "), proc.stderr
+
+
+@pytest.fixture
+def used_world(tmp_path: Path) -> HubWorld:
+    """A stopped hub whose ledger already holds a checkpoint under its origin (one node)."""
+    world = make_world(tmp_path, verify_workers=0)
+    hub = start(world.config)
+    try:
+        enroll(world, hub, SimNode("emea-1"))
+    finally:
+        hub.stop(grace=1.0)
+    return world

@@ -14,10 +14,11 @@ from hub.server import RunningHub
 from protos.callsig import sign_call
 from protos.client import HubClient, NodeIdentity
 from protos.warden.v1 import approval_pb2, enrollment_pb2, ledger_pb2, policy_pb2
+from tests.sim import SimNode
 from trust import keys
 from trust.errors import AccessDeniedError
 
-from .harness import HubWorld, Node, enroll, node_client, operator
+from .harness import HubWorld, enroll, node_client, operator
 
 _SERVICES = {
     s.full_name: s
@@ -65,7 +66,7 @@ CASES = [(m, c) for m in _all_methods() for c in _wrong_callers(m)]
 
 
 def test_every_rpc_with_a_wrong_role_is_refused(world: HubWorld, hub: RunningHub) -> None:
-    node = Node("emea-1")
+    node = SimNode("emea-1")
     enroll(world, hub, node)
     clients = {
         "anonymous": operator(world, hub, None),
@@ -89,7 +90,7 @@ def test_every_rpc_with_a_wrong_role_is_refused(world: HubWorld, hub: RunningHub
 def test_enroll_with_a_bad_token_is_refused(world: HubWorld, hub: RunningHub) -> None:
     from trust.errors import EnrollmentError
 
-    node = Node("emea-1")
+    node = SimNode("emea-1")
     with operator(world, hub, None) as c:
         with pytest.raises(EnrollmentError):
             c.enroll("emea-1", node.key, "wdn_not-a-token")
@@ -120,7 +121,7 @@ def _grpc_code(exc_info: pytest.ExceptionInfo[grpc.RpcError]) -> grpc.StatusCode
 
 
 def test_forged_node_calls(world: HubWorld, hub: RunningHub) -> None:
-    node = Node("emea-1")
+    node = SimNode("emea-1")
     enroll(world, hub, node)
     channel = grpc.secure_channel(f"127.0.0.1:{hub.port}", grpc.ssl_channel_credentials(world.ca))
     method = "/warden.v1.LedgerService/GetCheckpoint"
@@ -162,7 +163,7 @@ def test_a_node_whose_status_is_not_active_cannot_call(world: HubWorld, hub: Run
 
     from hub.ledger import schema
 
-    node = Node("emea-1")
+    node = SimNode("emea-1")
     enroll(world, hub, node)
     with node_client(world, hub, node) as c:
         c.append(node.records(1))

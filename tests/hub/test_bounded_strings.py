@@ -16,10 +16,11 @@ from hub.config import Role
 from hub.limits import MAX_CHARS, SHOWN_CHARS, bounded, shown
 from hub.server import RunningHub
 from protos.client import HubClient, NodeIdentity
+from tests.sim import SimNode
 from trust import keys
 from trust.errors import AccessDeniedError, FormatError
 
-from .harness import HubWorld, Node, enroll, make_world, node_client, operator, running_hub
+from .harness import HubWorld, enroll, make_world, node_client, operator, running_hub
 
 HUGE = "x" * 1_000_000
 SHORT_MESSAGE = 300  # characters: a refusal names the field and the limit, nothing more
@@ -31,14 +32,14 @@ class Served:
 
     world: HubWorld
     hub: RunningHub
-    node: Node
+    node: SimNode
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     world = make_world(Path(tmp_path_factory.mktemp("bounded")))
     with running_hub(world) as hub:
-        node = Node("emea-1")
+        node = SimNode("emea-1")
         enroll(world, hub, node)
         yield Served(world, hub, node)
 
@@ -71,6 +72,7 @@ OVERSIZE: list[tuple[str, str, Callable[[Served], HubClient], Call]] = [
      lambda c, s: c.heartbeat("0.1.0", policy_name=HUGE, policy_version=1)),
     ("PolicyService.Get", "name", _auditor, lambda c, s: c.get_policy(name=HUGE)),
     ("PolicyService.Get", "name", _auditor, lambda c, s: c.get_policy(name=HUGE, version=1)),
+    ("PolicyService.Get", "revision", _auditor, lambda c, s: c.get_policy(if_none_match=HUGE)),
     ("ApprovalService.List", "role", _auditor, lambda c, s: c.list_approvals(role=HUGE)),
     ("ApprovalService.List", "subject", _auditor, lambda c, s: c.list_approvals(subject=HUGE)),
 ]

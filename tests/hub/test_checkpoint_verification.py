@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import pytest
 
-from hub.checkpoints import verify_hub_checkpoint
 from hub.cli import _verified_checkpoint
-from trust import dsse, keys
+from trust import keys
 from trust.checkpoint import Checkpoint, parse_note, sign_checkpoint
 from trust.errors import ProofError, SignatureError, ThresholdError, UsageError
+from trust.hub_checkpoint import verify_hub_checkpoint
 from trust.root import Role as RootRole
 from trust.root import RootMetadata, TrustRoot
 from trust.timeutil import utcnow
@@ -33,7 +33,7 @@ def _root(threshold: int) -> TrustRoot:
             "hub": RootRole((HUB_A.key_id, HUB_B.key_id), threshold),
         },
     )
-    return TrustRoot.from_envelope(dsse.Envelope.from_json(meta.envelope([ROOT_KEY]).to_json()))
+    return TrustRoot.from_envelope(meta.envelope([ROOT_KEY]).to_json())
 
 
 def _note(*signers: keys.SigningKey, origin: str = ORIGIN, name: str | None = None,

@@ -18,10 +18,11 @@ import pytest
 from hub.config import load_config
 from hub.state import create_enrollment_token
 from protos.client import HubClient, NodeIdentity
+from tests.sim import SimNode
 from trust import keys
 from trust.errors import TransportError, WardenError
 
-from .harness import Node, Officers, bundle
+from .harness import Officers, bundle
 
 
 def _run(warden: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -72,7 +73,7 @@ def _token(hub: Path, node_id: str, database: str | None = None) -> str:
     return create_enrollment_token(config, node_id, "1h")[0]
 
 
-def _enroll(warden: str, hub: Path, port: int, node: Node, *, cli: bool = False) -> HubClient:
+def _enroll(warden: str, hub: Path, port: int, node: SimNode, *, cli: bool = False) -> HubClient:
     if cli:
         token = _run(warden, "hub", "token", "create", "--config", str(hub / "hub.yaml"),
                      "--node", node.node_id, "--ttl", "1h").stdout.strip()
@@ -88,7 +89,7 @@ def test_cli_end_to_end(hubdir: tuple[Path, Officers], tmp_path: Path, warden_bi
     hub, officers = hubdir
     with serving(warden_bin, hub / "hub.yaml", tmp_path) as (proc, port):
         conn = ["--hub", f"127.0.0.1:{port}", "--hub-dir", str(hub)]
-        node = Node("emea-1")
+        node = SimNode("emea-1")
         with _enroll(warden_bin, hub, port, node, cli=True) as c:
             c.append(node.records(6))
         (tmp_path / "v2.bundle").write_bytes(bundle(2, officers.policy[:2]))
@@ -137,14 +138,14 @@ def test_kill_9_during_ingest_loses_no_acknowledged_record(
 ) -> None:
     hub, _ = hubdir
     ca = (hub / "tls" / "ca.crt").read_bytes()
-    nodes = [Node(f"node-{i}") for i in range(3)]
+    nodes = [SimNode(f"node-{i}") for i in range(3)]
     acked: dict[str, list[tuple[int, bytes]]] = {n.node_id: [] for n in nodes}
     sent: dict[str, list[bytes]] = {n.node_id: [] for n in nodes}
     with serving(warden_bin, hub / "hub.yaml", tmp_path) as (proc, port):
         clients = [_enroll(warden_bin, hub, port, n) for n in nodes]
         stop = threading.Event()
 
-        def pump(node: Node, client: HubClient) -> None:
+        def pump(node: SimNode, client: HubClient) -> None:
             while not stop.is_set():
                 batch = node.records(20)
                 sent[node.node_id].extend(batch)

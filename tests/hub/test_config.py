@@ -65,6 +65,12 @@ def test_relative_paths_resolve_against_the_file(tmp_path: Path) -> None:
         ("insecure: true\nclock_skew_s: 99999999999\n", "clock_skew_s must be between 1 and 86400"),
         ("insecure: true\ndrain_s: .nan\n", "drain_s must be a finite number"),
         ("insecure: true\ndatabase: mysql://u@db/warden\n", "only sqlite and postgresql"),
+        # Infinite or fractional values for whole-number keys (an OverflowError traceback
+        # and a silent truncation before).
+        ("insecure: true\nclock_skew_s: .inf\n", "clock_skew_s must be a finite number"),
+        ("insecure: true\nmax_record_bytes: -.inf\n", "max_record_bytes must be a finite"),
+        ("insecure: true\nverify_workers: 2.5\n", "verify_workers must be a whole number"),
+        ("insecure: true\nmax_watch_streams: '2.5'\n", "max_watch_streams must be a whole"),
     ],
 )
 def test_bad_config_names_key_and_file(tmp_path: Path, text: str, needle: str) -> None:

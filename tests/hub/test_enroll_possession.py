@@ -19,12 +19,13 @@ from hub.tls import hash_token
 from protos.callsig import CALL_PAYLOAD_TYPE, ENROLL_PAYLOAD_TYPE, enroll_message
 from protos.client import HubClient
 from protos.warden.v1 import enrollment_pb2
+from tests.sim import SimNode
 from trust import keys
 from trust.dsse import pae
 from trust.errors import EnrollmentError, NotFoundError, SignatureError, WardenError
 from trust.keys import SigningKey
 
-from .harness import HubWorld, Node, enroll, make_world, operator, running_hub
+from .harness import HubWorld, enroll, make_world, operator, running_hub
 
 ENROLL = "/warden.v1.EnrollmentService/Enroll"
 
@@ -76,7 +77,7 @@ def test_enroll_with_another_nodes_public_key_is_refused_and_keeps_the_token(
     served: Served,
 ) -> None:
     world, hub = served.world, served.hub
-    node_a = Node("attack-a")
+    node_a = SimNode("attack-a")
     enroll(world, hub, node_a)
     key_c = keys.generate()
     token_c = world.token_for("attack-c")

@@ -8,17 +8,18 @@ from hub.config import Role
 from hub.server import RunningHub
 from protos.client import HubClient, NodeIdentity
 from protos.warden.v1 import enrollment_pb2
+from tests.sim import SimNode
 from trust import dsse, keys
 from trust.approval import APPROVAL_PAYLOAD_TYPE, build_approval
 from trust.errors import AccessDeniedError, EnrollmentError, FormatError, SignatureError
 from trust.record import HubEvent
 from trust.timeutil import format_time, utcnow
 
-from .harness import HubWorld, Node, bundle, enroll, node_client, operator
+from .harness import HubWorld, bundle, enroll, node_client, operator
 
 
 def test_enroll_appends_a_hub_signed_entry(world: HubWorld, hub: RunningHub) -> None:
-    node = Node("emea-1")
+    node = SimNode("emea-1")
     with operator(world, hub, None) as c:
         r = c.enroll("emea-1", node.key, world.token_for("emea-1"))
         with pytest.raises(EnrollmentError):  # the id is taken
@@ -37,7 +38,7 @@ def test_enroll_appends_a_hub_signed_entry(world: HubWorld, hub: RunningHub) -> 
 
 
 def test_key_rotation(world: HubWorld, hub: RunningHub) -> None:
-    node = Node("emea-1")
+    node = SimNode("emea-1")
     enroll(world, hub, node)
     new = keys.generate()
     target = f"127.0.0.1:{hub.port}"
@@ -74,7 +75,7 @@ def test_key_rotation(world: HubWorld, hub: RunningHub) -> None:
 
 
 def test_heartbeat(world: HubWorld, hub: RunningHub) -> None:
-    node = Node("emea-1")
+    node = SimNode("emea-1")
     enroll(world, hub, node)
     with node_client(world, hub, node) as c:
         r = c.heartbeat("0.1.0", policy_name="standard", policy_version=None)
@@ -123,7 +124,7 @@ def test_unexpected_errors_are_internal_without_details(
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(hub_handlers, "heartbeat", boom)
-    node = Node("emea-1")
+    node = SimNode("emea-1")
     enroll(world, hub, node)
     with node_client(world, hub, node) as c, pytest.raises(TransportError) as info:
         c.heartbeat("1.0")

@@ -14,9 +14,10 @@ import pytest
 from hub.config import Role
 from hub.server import RunningHub
 from protos.client import HubClient
+from tests.sim import SimNode
 from trust.errors import FormatError, NotFoundError, UsageError
 
-from .harness import HubWorld, Node, bundle, enroll, node_client, operator
+from .harness import HubWorld, bundle, enroll, node_client, operator
 
 BIG = [2**63 - 1, 2**63, 2**64 - 1]
 
@@ -34,7 +35,7 @@ CALLS: dict[str, Callable[[HubClient, int], Any]] = {
 def test_huge_sizes_and_indexes_are_not_found(
     world: HubWorld, hub: RunningHub, caplog: pytest.LogCaptureFixture
 ) -> None:
-    node = Node("emea-1")
+    node = SimNode("emea-1")
     enroll(world, hub, node)
     with node_client(world, hub, node) as c:
         c.append(node.records(2))
@@ -49,7 +50,7 @@ def test_huge_sizes_and_indexes_are_not_found(
 
 
 def test_huge_heartbeat_version_is_an_invalid_argument(world: HubWorld, hub: RunningHub) -> None:
-    node = Node("emea-1")
+    node = SimNode("emea-1")
     enroll(world, hub, node)
     with node_client(world, hub, node) as c:
         for n in BIG[1:]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from hub.checkpoints import verify_hub_checkpoint
 from hub.config import Role
 from hub.server import RunningHub
 from protos.warden.v1 import ledger_pb2
+from tests.sim import SimNode
 from trust import merkle
 from trust.errors import (
     AccessDeniedError,
@@ -21,9 +21,10 @@ from trust.errors import (
     TransportError,
     UsageError,
 )
+from trust.hub_checkpoint import verify_hub_checkpoint
 from trust.root import TrustRoot
 
-from .harness import HubWorld, Node, enroll, node_client, operator
+from .harness import HubWorld, enroll, node_client, operator
 
 
 def _root(world: HubWorld) -> TrustRoot:
@@ -31,7 +32,7 @@ def _root(world: HubWorld) -> TrustRoot:
 
 
 def test_append_acks_with_a_covering_signed_checkpoint(world: HubWorld, hub: RunningHub) -> None:
-    node = Node("emea-1")
+    node = SimNode("emea-1")
     enroll(world, hub, node)
     with node_client(world, hub, node) as c:
         r = c.append(node.records(5))
@@ -57,7 +58,7 @@ def test_append_acks_with_a_covering_signed_checkpoint(world: HubWorld, hub: Run
 
 
 def test_resend_is_acknowledged_without_a_second_append(world: HubWorld, hub: RunningHub) -> None:
-    node = Node("emea-1")
+    node = SimNode("emea-1")
     enroll(world, hub, node)
     batch = node.records(3)
     with node_client(world, hub, node) as c:
@@ -71,7 +72,7 @@ def test_resend_is_acknowledged_without_a_second_append(world: HubWorld, hub: Ru
 
 
 def test_bad_records(world: HubWorld, hub: RunningHub) -> None:
-    a, b = Node("emea-1"), Node("apac-1")
+    a, b = SimNode("emea-1"), SimNode("apac-1")
     enroll(world, hub, a)
     enroll(world, hub, b)
     with node_client(world, hub, a) as c:
@@ -120,7 +121,7 @@ def test_oversize_batch_by_count_and_by_bytes(tmp_path) -> None:  # type: ignore
 
     world = make_world(tmp_path, max_batch=4, max_message_bytes=64 * 1024)
     with running_hub(world) as hub:
-        node = Node("emea-1")
+        node = SimNode("emea-1")
         enroll(world, hub, node)
         with node_client(world, hub, node) as c:
             with pytest.raises(UsageError, match="max_batch"):
@@ -132,7 +133,7 @@ def test_oversize_batch_by_count_and_by_bytes(tmp_path) -> None:  # type: ignore
 
 
 def test_unenrolled_node_is_refused(world: HubWorld, hub: RunningHub) -> None:
-    stranger = Node("ghost-1")
+    stranger = SimNode("ghost-1")
     with node_client(world, hub, stranger) as c, pytest.raises(AccessDeniedError,
                                                               match="not enrolled"):
         c.append(stranger.records(1))
@@ -142,7 +143,7 @@ def test_read_errors(world: HubWorld, hub: RunningHub) -> None:
     with operator(world, hub, Role.AUDITOR) as a:
         with pytest.raises(NotFoundError, match="empty"):
             a.get_checkpoint()
-        node = Node("emea-1")
+        node = SimNode("emea-1")
         enroll(world, hub, node)
         with pytest.raises(NotFoundError):
             a.inclusion_proof(5)
@@ -155,9 +156,10 @@ def test_read_errors(world: HubWorld, hub: RunningHub) -> None:
 def test_garbage_request_bytes_are_invalid_argument(world: HubWorld, hub: RunningHub) -> None:
     channel = grpc.secure_channel(f"127.0.0.1:{hub.port}",
                                   grpc.ssl_channel_credentials(world.ca))
-    call = channel.unary_unary("/warden.v1.LedgerService/GetCheckpoint",
-                               request_serializer=None,
-                               response_deserializer=ledger_pb2.GetCheckpointResponse.FromString)
+    call: grpc.UnaryUnaryMultiCallable[bytes, ledger_pb2.GetCheckpointResponse] = (
+        channel.unary_unary("/warden.v1.LedgerService/GetCheckpoint",
+                            request_serializer=None,
+                            response_deserializer=ledger_pb2.GetCheckpointResponse.FromString))
     with pytest.raises(grpc.RpcError) as info:
         call(b"\xff\xff\xff", metadata=(("authorization",
                                          f"Bearer {world.init.tokens[Role.AUDITOR]}"),))
@@ -170,7 +172,7 @@ def test_checkpoint_interval_still_covers_every_ack(tmp_path) -> None:  # type: 
 
     world = make_world(tmp_path, checkpoint_interval_ms=200)
     with running_hub(world) as hub:
-        node = Node("emea-1")
+        node = SimNode("emea-1")
         enroll(world, hub, node)
         root = _root(world)
         with node_client(world, hub, node) as c:
@@ -186,7 +188,7 @@ def test_large_batches_are_checked_by_the_verifier_pool(tmp_path) -> None:  # ty
     world = make_world(tmp_path, verify_workers=2)
     with running_hub(world) as hub:
         assert hub.state.verifier.workers == 2
-        node = Node("emea-1")
+        node = SimNode("emea-1")
         enroll(world, hub, node)
         root = _root(world)
         with node_client(world, hub, node) as c:
@@ -194,7 +196,7 @@ def test_large_batches_are_checked_by_the_verifier_pool(tmp_path) -> None:  # ty
             assert [a.index for a in r.acks] == list(range(1, 101))
             assert verify_hub_checkpoint(root, r.checkpoint, origin=world.config.origin).size == 101
             batch = node.records(100)
-            batch[57] = node.record(key=Node("intruder").key, seq=node.seq + 1)
+            batch[57] = node.record(key=SimNode("intruder").key, seq=node.seq + 1)
             with pytest.raises(SignatureError, match="record 57 of the batch"):
                 c.append(batch)
             with operator(world, hub, Role.AUDITOR) as a:

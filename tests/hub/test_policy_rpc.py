@@ -11,6 +11,7 @@ import pytest
 from hub.config import Role
 from hub.server import RunningHub
 from protos.client import PolicyRecord
+from tests.sim import SimNode
 from trust import dsse
 from trust.errors import (
     ExpiredError,
@@ -22,7 +23,7 @@ from trust.errors import (
 )
 from trust.timeutil import utcnow
 
-from .harness import HubWorld, Node, bundle, enroll, node_client, operator
+from .harness import HubWorld, bundle, enroll, node_client, operator
 
 
 def test_publish_and_get(world: HubWorld, hub: RunningHub) -> None:
@@ -82,7 +83,7 @@ def test_publish_refuses_rollback(world: HubWorld, hub: RunningHub) -> None:
 def test_watch_delivers_a_new_bundle_to_two_watchers_within_a_second(
     world: HubWorld, hub: RunningHub
 ) -> None:
-    a, b = Node("emea-1"), Node("apac-1")
+    a, b = SimNode("emea-1"), SimNode("apac-1")
     enroll(world, hub, a)
     enroll(world, hub, b)
     p = world.officers.policy
@@ -127,7 +128,7 @@ def test_watch_delivers_a_new_bundle_to_two_watchers_within_a_second(
 
 
 def test_watch_skips_what_the_agent_already_has(world: HubWorld, hub: RunningHub) -> None:
-    node = Node("emea-1")
+    node = SimNode("emea-1")
     enroll(world, hub, node)
     with operator(world, hub, Role.COMPLIANCE) as c:
         c.publish(bundle(1, world.officers.policy[:2]))

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from hub.checkpoints import verify_hub_checkpoint
 from hub.config import load_config
 from protos.client import HubClient, NodeIdentity
 from tests.pg import PostgresServer, fresh_database, postgres_server  # noqa: F401
+from tests.sim import SimNode
 from trust import merkle
 from trust.checkpoint import Checkpoint
+from trust.hub_checkpoint import verify_hub_checkpoint
 from trust.record import GENESIS_PREV, HUB_NODE_ID, AuditRecord, HubEvent
 from trust.root import TrustRoot
 
-from .harness import Node
 from .test_cli_process import _token, hubdir, serving  # noqa: F401
 
 pytestmark = pytest.mark.postgres
@@ -36,7 +36,7 @@ def test_two_hub_processes_one_linear_chain(
     ca = (hub / "tls" / "ca.crt").read_bytes()
     root = TrustRoot.load(hub / "root.json")
     origin = load_config(hub / "hub.yaml", env={}).origin
-    nodes = [Node(f"node-{i}") for i in range(4)]
+    nodes = [SimNode(f"node-{i}") for i in range(4)]
     notes: list[bytes] = []
     errors: list[BaseException] = []
     with serving(warden_bin, hub / "hub.yaml", tmp_path, *db) as (_, port_a), \
@@ -48,7 +48,7 @@ def test_two_hub_processes_one_linear_chain(
             with HubClient(f"127.0.0.1:{ports[i % 2]}", ca_cert=ca) as c:
                 c.enroll(node.node_id, node.key, token)
 
-        def agent(node: Node) -> None:
+        def agent(node: SimNode) -> None:
             try:
                 clients = [HubClient(f"127.0.0.1:{p}", ca_cert=ca,
                                      node=NodeIdentity(node.node_id, node.key)) for p in ports]

@@ -13,9 +13,10 @@ import pytest
 from hub.config import Role
 from hub.server import RunningHub
 from protos.client import HubClient
+from tests.sim import SimNode
 from trust.errors import NotFoundError, UsageError, WardenError
 
-from .harness import HubWorld, Node, enroll, node_client, operator
+from .harness import HubWorld, enroll, node_client, operator
 
 # (what is asked, the call, the message expected) on a ledger of 4 entries; NotFoundError
 # unless the arguments contradict each other (UsageError).
@@ -42,7 +43,7 @@ CASES: list[tuple[str, Callable[[HubClient], object], str]] = [
 def test_each_ledger_rpc_names_its_own_out_of_range_argument(
     world: HubWorld, hub: RunningHub
 ) -> None:
-    node = Node("emea-1")
+    node = SimNode("emea-1")
     enroll(world, hub, node)
     with node_client(world, hub, node) as c:
         c.append(node.records(3))

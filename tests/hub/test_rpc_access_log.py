@@ -16,25 +16,20 @@ import pytest
 
 from hub.config import Role
 from protos.warden.v1 import ledger_pb2
-from trust.canonical import sha256_hex
+from tests.sim import SimNode
 from trust.errors import WardenError
-from trust.record import GENESIS_PREV, Subject, build_record, sign_record
-from trust.timeutil import utcnow
 
-from .harness import Node, enroll, make_world, node_client, operator, running_hub
+from .harness import enroll, make_world, node_client, operator, running_hub
 
 LIMIT = 32 * 1024
 
 
-def _record_of_size(node: Node, low: int, high: int) -> bytes:
+def _record_of_size(node: SimNode, low: int, high: int) -> bytes:
     """A valid first record of ``node`` whose envelope is between ``low`` and ``high`` bytes."""
 
     def make(pad: int) -> bytes:
-        payload = build_record(node_id=node.node_id, seq=1, prev=GENESIS_PREV, time=utcnow(),
-                               event="validation",
-                               subject=Subject("credit", "1", sha256_hex(b"artifact")),
-                               evidence={"pad": "x" * pad})
-        return sign_record(payload, node.key)
+        assert node.seq == 0
+        return node.record(evidence={"pad": "x" * pad}, advance=False)
 
     pad = max(0, (high - len(make(0))) * 3 // 4 - 8)
     env = make(pad)
@@ -51,7 +46,7 @@ def test_a_reply_too_large_to_send_is_logged_as_a_failure(
     world = make_world(tmp_path)
     world.config = dataclasses.replace(world.config, max_message_bytes=LIMIT,
                                        verify_workers=0)
-    node = Node("emea-1")
+    node = SimNode("emea-1")
     with running_hub(world) as hub:
         enroll(world, hub, node)
         # The Append request fits under the limit; the entry page holding it (envelope plus

@@ -23,10 +23,10 @@ from hub.config import Role
 from hub.server import RunningHub
 from protos.callsig import sign_call
 from protos.warden.v1 import policy_pb2
+from tests.sim import SimNode
 
 from .harness import (
     HubWorld,
-    Node,
     bundle,
     enroll,
     make_world,
@@ -57,7 +57,7 @@ def capped(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Hub
         yield world, hub
 
 
-def _open(channel: grpc.aio.Channel, caller: Node | str, after: int | None = None) -> Stream:
+def _open(channel: grpc.aio.Channel, caller: SimNode | str, after: int | None = None) -> Stream:
     """Open one Watch stream of ``standard`` as a node (signed) or an operator (token)."""
     req = policy_pb2.WatchPolicyRequest(name="standard")
     if after is not None:
@@ -65,7 +65,7 @@ def _open(channel: grpc.aio.Channel, caller: Node | str, after: int | None = Non
     body = req.SerializeToString()
     fn: grpc.aio.UnaryStreamMultiCallable[bytes, policy_pb2.PolicyUpdate] = channel.unary_stream(
         WATCH, request_serializer=None, response_deserializer=policy_pb2.PolicyUpdate.FromString)
-    if isinstance(caller, Node):
+    if isinstance(caller, SimNode):
         metadata = sign_call(caller.key, WATCH, caller.node_id, body)
     else:
         metadata = (("authorization", f"Bearer {caller}"),)
@@ -111,7 +111,7 @@ def _timed(fn: Callable[[], object]) -> float:
 def test_500_watch_streams_do_not_starve_unary_calls_and_all_get_the_next_bundle(
     tmp_path: Path,
 ) -> None:
-    nodes = [Node("emea-1"), Node("apac-1")]
+    nodes = [SimNode("emea-1"), SimNode("apac-1")]
     world = _world(tmp_path, total=500, per_caller=100)
     with running_hub(world) as hub:
         for n in nodes:
@@ -130,7 +130,7 @@ def test_500_watch_streams_do_not_starve_unary_calls_and_all_get_the_next_bundle
         async def scenario() -> None:
             channels = [_channel(world, hub) for _ in range(4)]
             # Five callers: two agents and the three operator roles, 100 streams each.
-            callers: list[Node | str] = [*nodes, *world.init.tokens.values()]
+            callers: list[SimNode | str] = [*nodes, *world.init.tokens.values()]
             streams = [_open(channels[i % 4], c) for c in callers for i in range(100)]
             # Every stream is open and served: each gets the current bundle first.
             assert await _next_versions(streams, timeout=30) == [1] * 500
@@ -160,7 +160,7 @@ def test_watch_caps_refuse_one_stream_more_and_a_closed_stream_frees_its_slot(
     capped: tuple[HubWorld, RunningHub],
 ) -> None:
     world, hub = capped
-    a, b = Node("emea-1"), Node("apac-1")
+    a, b = SimNode("emea-1"), SimNode("apac-1")
     enroll(world, hub, a)
     enroll(world, hub, b)
     with operator(world, hub, Role.COMPLIANCE) as c:
@@ -193,7 +193,7 @@ def test_watch_caps_refuse_one_stream_more_and_a_closed_stream_frees_its_slot(
 def test_stopping_the_hub_ends_open_watch_streams_at_once(tmp_path: Path) -> None:
     world = _world(tmp_path)
     world.config = dataclasses.replace(world.config, drain_s=30.0)
-    node = Node("emea-1")
+    node = SimNode("emea-1")
     with running_hub(world) as hub:  # its exit stops again: stop() is idempotent
         enroll(world, hub, node)
         with operator(world, hub, Role.COMPLIANCE) as c:
@@ -216,7 +216,7 @@ def test_stopping_the_hub_ends_open_watch_streams_at_once(tmp_path: Path) -> Non
 
 def test_a_huge_watch_name_is_refused_without_being_echoed(tmp_path: Path) -> None:
     world = _world(tmp_path)
-    node = Node("emea-1")
+    node = SimNode("emea-1")
     with running_hub(world) as hub:
         enroll(world, hub, node)
 

@@ -1,7 +1,7 @@
 """Fixtures for the ledger tests: one store fixture parametrised over SQLite and PostgreSQL.
 
 ``store`` gives an empty, migrated :class:`LedgerStore` with a hub key; ``make_store`` opens
-more stores on the same database (to play several hub processes). :class:`FakeNode` signs
+more stores on the same database (to play several hub processes). :class:`SimNode` signs
 correctly chained audit records, and can be told to misbehave.
 """
 
@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from hub.ledger.store import LedgerStore
-from tests.ledger.ledger_helpers import HUB_SEED, NOW, FakeNode
+from tests.ledger.ledger_helpers import HUB_SEED
 from tests.pg import PostgresServer, fresh_database, postgres_server  # noqa: F401
+from tests.sim import NOW, SimNode
 from trust import keys
 
 
@@ -57,11 +58,11 @@ def store(make_store: Callable[[], LedgerStore]) -> LedgerStore:
 
 
 @pytest.fixture
-def enrolled(store: LedgerStore) -> Callable[[str], FakeNode]:
+def enrolled(store: LedgerStore) -> Callable[[str], SimNode]:
     """Enroll a fresh node in ``store`` and return it."""
 
-    def enroll(node_id: str) -> FakeNode:
-        node = FakeNode(node_id)
+    def enroll(node_id: str) -> SimNode:
+        node = SimNode(node_id)
         store.register_node(node_id, node.key.public, now=NOW)
         return node
 

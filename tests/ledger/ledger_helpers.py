@@ -1,63 +1,19 @@
-"""Helpers shared by the ledger tests: a well-behaved fake node and a whole-ledger audit."""
+"""Helpers shared by the ledger tests: the hub key's seed and a whole-ledger audit.
+
+Nodes, honest or not, come from :mod:`tests.sim`.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
 
 from hub.ledger.store import LedgerStore
 from trust import checkpoint as ck
 from trust import keys, merkle
-from trust.canonical import Sha256
-from trust.record import (
-    GENESIS_PREV,
-    HUB_NODE_ID,
-    AuditRecord,
-    EventType,
-    HubEvent,
-    Subject,
-    build_record,
-    envelope_digest,
-    sign_record,
-)
+from trust.record import GENESIS_PREV, HUB_NODE_ID, AuditRecord, HubEvent
 
-NOW = datetime(2026, 11, 26, 11, 0, 0, tzinfo=UTC)
 HUB_SEED = bytes(range(32))
-
-
-class FakeNode:
-    """A node that signs a continuous stream of audit records."""
-
-    def __init__(self, node_id: str, key: keys.SigningKey | None = None) -> None:
-        self.node_id = node_id
-        self.key = key or keys.generate()
-        self.seq = 0
-        self.prev = GENESIS_PREV
-
-    def record(
-        self, *, seq: int | None = None, prev: str | None = None, node_id: str | None = None,
-        key: keys.SigningKey | None = None, model: str = "credit", advance: bool = True,
-    ) -> bytes:
-        """The next record (or one with overridden fields); advances the stream if asked."""
-        s = self.seq + 1 if seq is None else seq
-        payload = build_record(
-            node_id=node_id or self.node_id,
-            seq=s,
-            prev=self.prev if prev is None else prev,
-            time=NOW + timedelta(seconds=s),
-            event=EventType.VALIDATION,
-            subject=Subject(model, str(s), Sha256("ab" * 32)),
-            evidence={"rows": s},
-        )
-        env = sign_record(payload, key or self.key)
-        if advance:
-            self.seq, self.prev = s, envelope_digest(env)
-        return env
-
-    def batch(self, n: int) -> list[bytes]:
-        """The next ``n`` records."""
-        return [self.record() for _ in range(n)]
-
+"""Seed of the ledger tests' hub key (fixed, so a child process can rebuild the key)."""
 
 
 def verify_whole_ledger(

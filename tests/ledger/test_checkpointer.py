@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 from hub.ledger.checkpointer import Checkpointer
 from hub.ledger.store import LedgerStore
-from tests.ledger.ledger_helpers import NOW, FakeNode, verify_whole_ledger
+from tests.ledger.ledger_helpers import verify_whole_ledger
+from tests.sim import NOW, SimNode
 from trust import checkpoint as ck
 from trust import keys
 
@@ -26,14 +27,14 @@ def test_interval_and_on_demand(store: LedgerStore, hub_key: keys.SigningKey) ->
     clock = Clock()
     cp = Checkpointer(store, ORIGIN, hub_key, interval=10, clock=clock, now=lambda: NOW)
     assert cp.checkpoint_now() is None  # nothing to commit to yet
-    node = FakeNode("n1")
+    node = SimNode("n1")
     store.register_node("n1", node.key.public, now=NOW)
     first = cp.maybe_checkpoint()
     assert first is None  # checkpoint_now just ran at t=0: the interval has not passed
     clock.t = 10
     first = cp.maybe_checkpoint()
     assert first is not None and first.size == 1
-    store.append_records("n1", node.batch(3), now=NOW)
+    store.append_records("n1", node.records(3), now=NOW)
     clock.t = 15
     assert cp.maybe_checkpoint() is None  # within the interval
     now_cp = cp.checkpoint_now()  # on demand
@@ -44,12 +45,12 @@ def test_interval_and_on_demand(store: LedgerStore, hub_key: keys.SigningKey) ->
 
 
 def test_background_loop_covers_appends(store: LedgerStore, hub_key: keys.SigningKey) -> None:
-    node = FakeNode("n1")
+    node = SimNode("n1")
     store.register_node("n1", node.key.public, now=NOW)
     cp = Checkpointer(store, ORIGIN, hub_key, interval=0.05)
     cp.start()
     try:
-        res = store.append_records("n1", node.batch(5), now=NOW)
+        res = store.append_records("n1", node.records(5), now=NOW)
         covering = cp.wait_covering(res.tree_size, timeout=5)
         assert covering is not None and covering.size >= res.tree_size
     finally:
@@ -62,7 +63,7 @@ def test_two_hubs_checkpointing_concurrently_stay_consistent(
     make_store: Callable[[], LedgerStore], hub_key: keys.SigningKey
 ) -> None:
     hubs = [make_store(), make_store()]
-    node = FakeNode("n1")
+    node = SimNode("n1")
     hubs[0].register_node("n1", node.key.public, now=NOW)
     stop = threading.Event()
 
@@ -76,7 +77,7 @@ def test_two_hubs_checkpointing_concurrently_stay_consistent(
         th.start()
     try:
         for i in range(15):
-            hubs[i % 2].append_records("n1", node.batch(3), now=NOW)
+            hubs[i % 2].append_records("n1", node.records(3), now=NOW)
     finally:
         stop.set()
         for th in signers:

@@ -16,23 +16,24 @@ import time
 from pathlib import Path
 
 from hub.ledger.store import LedgerStore
-from tests.ledger.ledger_helpers import HUB_SEED, NOW, verify_whole_ledger
+from tests.ledger.ledger_helpers import HUB_SEED, verify_whole_ledger
+from tests.sim import NOW
 from trust import keys
 
 CHILD = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, sys.argv[3])
-    from ledger_helpers import FakeNode, NOW
+    from tests.sim import NOW, SimNode
     from hub.ledger.store import LedgerStore
     from trust import keys
 
     store = LedgerStore.open(sys.argv[1], hub_key=keys.SigningKey.from_seed(bytes(range(32))))
-    node = FakeNode("durable", keys.SigningKey.from_seed(bytes.fromhex(sys.argv[2])))
+    node = SimNode("durable", keys.SigningKey.from_seed(bytes.fromhex(sys.argv[2])))
     node.seq, node.prev = store.node_head("durable")
     print("ready", flush=True)
     while True:
-        result = store.append_records("durable", node.batch(7), now=NOW)
+        result = store.append_records("durable", node.records(7), now=NOW)
         print(" ".join(map(str, result.indexes)), flush=True)
     """
 )
@@ -50,7 +51,7 @@ def test_kill_9_loses_no_acknowledged_record(tmp_path: Path) -> None:
     for round_ in range(2):  # kill twice: the second run resumes from what survived
         child = subprocess.Popen(
             [sys.executable, "-c", CHILD, str(db), node_key.raw_private().hex(),
-             str(Path(__file__).parent)],
+             str(Path(__file__).resolve().parents[2])],
             stdout=subprocess.PIPE, text=True,
         )
         assert child.stdout is not None

@@ -9,12 +9,12 @@ from datetime import timedelta
 import pytest
 
 from hub.ledger.store import CheckpointSigner, LedgerStore
-from tests.ledger.ledger_helpers import NOW, FakeNode
+from tests.sim import NOW, SimNode
 from trust import keys
 from trust.errors import FormatError, NotFoundError
 from trust.record import rotation_message
 
-Enroll = Callable[[str], FakeNode]
+Enroll = Callable[[str], SimNode]
 TOKEN = hashlib.sha256(b"token").hexdigest()
 
 

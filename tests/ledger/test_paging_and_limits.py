@@ -8,7 +8,6 @@ through the ledger at all; and Append stored a record of any size.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,29 +15,19 @@ import pytest
 from hub.config import Role
 from hub.ledger.store import LedgerStore
 from protos.client import Entry
-from tests.hub.harness import Node, enroll, make_world, node_client, operator, running_hub
-from tests.ledger.ledger_helpers import NOW, FakeNode
+from tests.hub.harness import enroll, make_world, node_client, operator, running_hub
+from tests.sim import NOW, SimNode
 from trust import keys
-from trust.canonical import Sha256
 from trust.errors import RecordTooLargeError
-from trust.record import EventType, Subject, build_record, envelope_digest, sign_record
 
 MB = 1_000_000
 MiB = 1024 * 1024
 LIMIT, PAGE = 200_000, 400_000
 
 
-def _big(node: FakeNode, size: int) -> bytes:
+def _big(node: SimNode, size: int) -> bytes:
     """The node's next record, padded with ``size`` bytes of evidence."""
-    s = node.seq + 1
-    payload = build_record(
-        node_id=node.node_id, seq=s, prev=node.prev, time=NOW + timedelta(seconds=s),
-        event=EventType.VALIDATION, subject=Subject("credit", str(s), Sha256("ab" * 32)),
-        evidence={"pad": "x" * size},
-    )
-    env = sign_record(payload, node.key)
-    node.seq, node.prev = s, envelope_digest(env)
-    return env
+    return node.record(evidence={"pad": "x" * size})
 
 
 @pytest.fixture
@@ -50,7 +39,7 @@ def limited_store(db_url: str, hub_key: keys.SigningKey) -> Iterator[LedgerStore
 
 
 def test_pages_of_large_records_stay_under_page_bytes(limited_store: LedgerStore) -> None:
-    node = FakeNode("big")
+    node = SimNode("big")
     limited_store.register_node("big", node.key.public, now=NOW)
     for _ in range(6):  # envelopes of ~133 kB: 3 per page
         limited_store.append_records("big", [_big(node, 100_000) for _ in range(4)], now=NOW)
@@ -70,7 +59,7 @@ def test_pages_of_large_records_stay_under_page_bytes(limited_store: LedgerStore
 def test_a_page_holds_at_least_one_entry_larger_than_the_budget(
     limited_store: LedgerStore,
 ) -> None:
-    node = FakeNode("big")
+    node = SimNode("big")
     limited_store.register_node("big", node.key.public, now=NOW)
     limited_store.append_records("big", [_big(node, 1000) for _ in range(3)], now=NOW)
     assert [e.idx for e in limited_store.entries(1, 4, max_bytes=10)] == [1]
@@ -80,7 +69,7 @@ def test_a_page_holds_at_least_one_entry_larger_than_the_budget(
 def test_an_oversize_record_is_refused_and_nothing_is_written(
     limited_store: LedgerStore,
 ) -> None:
-    node = FakeNode("big")
+    node = SimNode("big")
     limited_store.register_node("big", node.key.public, now=NOW)
     ok = _big(node, 1000)
     huge = _big(node, LIMIT)
@@ -94,9 +83,9 @@ def test_an_oversize_record_is_refused_and_nothing_is_written(
 
 def test_unlimited_store_reads_everything(make_store: Callable[[], LedgerStore]) -> None:
     store = make_store()  # opened without limits, as the offline audit tools do
-    node = FakeNode("n")
+    node = SimNode("n")
     store.register_node("n", node.key.public, now=NOW)
-    store.append_records("n", node.batch(5), now=NOW)
+    store.append_records("n", node.records(5), now=NOW)
     assert len(store.entries(0, 6)) == 6
 
 
@@ -104,13 +93,12 @@ def test_getentries_pages_24_megabyte_records_over_grpc(tmp_path: Path) -> None:
     """End to end: 24 records of ~1 MB (envelopes ~1.33 MB) page with the default page_bytes."""
     world = make_world(tmp_path, max_record_bytes=2 * MiB, verify_workers=0)
     with running_hub(world) as hub:
-        node = Node("big")
+        node = SimNode("big")
         enroll(world, hub, node)
-        fake = FakeNode("big", node.key)
         with node_client(world, hub, node) as c:
             for _ in range(6):
-                c.append([_big(fake, MB) for _ in range(4)])
-            huge = _big(fake, 2 * MiB)
+                c.append([_big(node, MB) for _ in range(4)])
+            huge = _big(node, 2 * MiB)
             with pytest.raises(RecordTooLargeError, match="max_record_bytes"):
                 c.append([huge])
         with operator(world, hub, Role.AUDITOR) as a:

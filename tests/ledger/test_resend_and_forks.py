@@ -12,15 +12,15 @@ from hub.ledger import schema
 from hub.ledger.errors import NodeNotEnrolledError
 from hub.ledger.sql import SqlLedgerStore
 from hub.ledger.store import LedgerStore
-from tests.ledger.ledger_helpers import NOW, FakeNode
+from tests.sim import NOW, SimNode
 from trust import keys
 from trust.errors import EquivocationError, FormatError, NotFoundError, SignatureError
 from trust.record import rotation_message
 
-Enroll = Callable[[str], FakeNode]
+Enroll = Callable[[str], SimNode]
 
 
-def _rotate(store: LedgerStore, node: FakeNode) -> keys.SigningKey:
+def _rotate(store: LedgerStore, node: SimNode) -> keys.SigningKey:
     old, new = node.key, keys.generate()
     sig = old.sign(rotation_message(node.node_id, old.public, new.public))
     store.rotate_node_key(node.node_id, new.public, sig, now=NOW)
@@ -30,7 +30,7 @@ def _rotate(store: LedgerStore, node: FakeNode) -> keys.SigningKey:
 
 def test_resend_after_key_rotation_is_acknowledged(store: LedgerStore, enrolled: Enroll) -> None:
     node = enrolled("n1")
-    envs = node.batch(3)
+    envs = node.records(3)
     first = store.append_records("n1", envs, now=NOW)
     old = _rotate(store, node)
     size = store.size()
@@ -38,7 +38,7 @@ def test_resend_after_key_rotation_is_acknowledged(store: LedgerStore, enrolled:
     again = store.append_records("n1", [envs[2]], now=NOW)
     assert again.indexes == [first.indexes[2]] and again.duplicates == [0]
     # A resend of old records followed by new ones under the new key, in one batch.
-    nxt = node.batch(2)
+    nxt = node.records(2)
     mixed = store.append_records("n1", [*envs, *nxt], now=NOW)
     assert mixed.indexes == [*first.indexes, size, size + 1]
     assert mixed.duplicates == [0, 1, 2]
@@ -50,7 +50,7 @@ def test_resend_after_key_rotation_is_acknowledged(store: LedgerStore, enrolled:
 
 def test_equivocation_under_a_retired_key_is_flagged(store: LedgerStore, enrolled: Enroll) -> None:
     node = enrolled("n1")
-    good = node.batch(2)
+    good = node.records(2)
     store.append_records("n1", good, now=NOW)
     old = _rotate(store, node)
     prev = store.find_entry("n1", 1).envelope_sha256
@@ -71,7 +71,7 @@ def test_forged_equivocation_by_a_stranger_is_not_flagged(
     store: LedgerStore, enrolled: Enroll
 ) -> None:
     node = enrolled("n1")
-    store.append_records("n1", node.batch(2), now=NOW)
+    store.append_records("n1", node.records(2), now=NOW)
     _rotate(store, node)
     prev = store.find_entry("n1", 1).envelope_sha256
     forged = node.record(seq=2, prev=prev, model="forged", key=keys.generate(), advance=False)
@@ -85,9 +85,9 @@ def test_a_key_retired_before_a_seq_cannot_equivocate_on_it(
 ) -> None:
     node = enrolled("n1")
     first = node.key
-    store.append_records("n1", node.batch(1), now=NOW)
+    store.append_records("n1", node.records(1), now=NOW)
     _rotate(store, node)
-    store.append_records("n1", node.batch(2), now=NOW)  # seq 2, 3 under the second key
+    store.append_records("n1", node.records(2), now=NOW)  # seq 2, 3 under the second key
     prev = store.find_entry("n1", 2).envelope_sha256
     fork = node.record(seq=3, prev=prev, model="other", key=first, advance=False)
     with pytest.raises(SignatureError):
@@ -99,7 +99,7 @@ def test_two_versions_of_one_seq_in_a_batch_are_malformed_not_flagged(
     store: LedgerStore, enrolled: Enroll
 ) -> None:
     node = enrolled("n1")
-    store.append_records("n1", node.batch(3), now=NOW)
+    store.append_records("n1", node.records(3), now=NOW)
     size = store.size()
     head = store.node_head("n1")
     a = node.record(advance=False)
@@ -117,7 +117,7 @@ def test_a_revoked_node_neither_appends_nor_authenticates(
     store: LedgerStore, enrolled: Enroll
 ) -> None:
     node = enrolled("n1")
-    envs = node.batch(2)
+    envs = node.records(2)
     store.append_records("n1", envs, now=NOW)
     assert isinstance(store, SqlLedgerStore)
     with store.engine.begin() as conn:

@@ -23,7 +23,8 @@ from hub.ledger.errors import (
 )
 from hub.ledger.sql import SqlLedgerStore
 from hub.ledger.store import MAX_BATCH, LedgerStore
-from tests.ledger.ledger_helpers import NOW, FakeNode, verify_whole_ledger
+from tests.ledger.ledger_helpers import verify_whole_ledger
+from tests.sim import NOW, SimNode
 from trust import checkpoint as ck
 from trust import keys, merkle
 from trust.errors import (
@@ -39,7 +40,7 @@ from trust.errors import (
 )
 from trust.record import GENESIS_PREV, HubEvent, HubEventKind, rotation_message
 
-Enroll = Callable[[str], FakeNode]
+Enroll = Callable[[str], SimNode]
 
 
 def _sha(i: int) -> str:
@@ -76,7 +77,7 @@ def test_append_only_tables_refuse_update_and_delete(
 
 def test_append_and_read_back(store: LedgerStore, enrolled: Enroll) -> None:
     node = enrolled("emea-1")  # entry 0 is the hub's enrollment event
-    envs = node.batch(5)
+    envs = node.records(5)
     res = store.append_records("emea-1", envs, now=NOW)
     assert res.indexes == [1, 2, 3, 4, 5]
     assert res.duplicates == []
@@ -100,8 +101,8 @@ def test_append_and_read_back(store: LedgerStore, enrolled: Enroll) -> None:
 def test_proofs_match_in_memory_tree(store: LedgerStore, enrolled: Enroll) -> None:
     a, b = enrolled("a"), enrolled("b")
     for n in (1, 3, 2, 7, 1, 5):
-        store.append_records("a", a.batch(n), now=NOW)
-        store.append_records("b", b.batch(n // 2 + 1), now=NOW)
+        store.append_records("a", a.records(n), now=NOW)
+        store.append_records("b", b.records(n // 2 + 1), now=NOW)
     size = store.size()
     leaves = [e.leaf_hash for e in store.entries(0, size)]
     for s in range(1, size + 1):
@@ -127,7 +128,7 @@ def test_resent_duplicate_is_acknowledged_not_appended(
     store: LedgerStore, enrolled: Enroll
 ) -> None:
     node = enrolled("n1")
-    envs = node.batch(3)
+    envs = node.records(3)
     first = store.append_records("n1", envs, now=NOW)
     size = store.size()
     again = store.append_records("n1", envs, now=NOW)
@@ -135,7 +136,7 @@ def test_resent_duplicate_is_acknowledged_not_appended(
     assert again.duplicates == [0, 1, 2]
     assert store.size() == size
     # A batch that resends the tail of what was stored and continues with new records.
-    more = node.batch(2)
+    more = node.records(2)
     mixed = store.append_records("n1", [envs[2], *more], now=NOW)
     assert mixed.indexes == [first.indexes[2], size, size + 1]
     assert mixed.duplicates == [0]
@@ -147,9 +148,9 @@ def test_resent_duplicate_is_acknowledged_not_appended(
 
 
 def test_unenrolled_node_is_refused(store: LedgerStore) -> None:
-    stranger = FakeNode("ghost")
+    stranger = SimNode("ghost")
     with pytest.raises(NodeNotEnrolledError) as exc:
-        store.append_records("ghost", stranger.batch(1), now=NOW)
+        store.append_records("ghost", stranger.records(1), now=NOW)
     assert isinstance(exc.value, AccessDeniedError)
     assert store.size() == 0
 
@@ -174,7 +175,7 @@ def test_payload_naming_another_node(store: LedgerStore, enrolled: Enroll) -> No
 
 def test_sequence_gap_reports_expected(store: LedgerStore, enrolled: Enroll) -> None:
     node = enrolled("n1")
-    store.append_records("n1", node.batch(2), now=NOW)
+    store.append_records("n1", node.records(2), now=NOW)
     node.record()  # seq 3 is signed but never sent
     with pytest.raises(SequenceGapError) as exc:
         store.append_records("n1", [node.record()], now=NOW)
@@ -184,7 +185,7 @@ def test_sequence_gap_reports_expected(store: LedgerStore, enrolled: Enroll) -> 
 
 def test_broken_prev_link(store: LedgerStore, enrolled: Enroll) -> None:
     node = enrolled("n1")
-    store.append_records("n1", node.batch(1), now=NOW)
+    store.append_records("n1", node.records(1), now=NOW)
     with pytest.raises(ChainBrokenError):
         store.append_records("n1", [node.record(prev="ab" * 32)], now=NOW)
 
@@ -198,7 +199,7 @@ def test_first_record_must_start_at_one(store: LedgerStore, enrolled: Enroll) ->
 
 def test_equivocation_is_flagged_and_refused(store: LedgerStore, enrolled: Enroll) -> None:
     node = enrolled("n1")
-    good = node.batch(2)
+    good = node.records(2)
     store.append_records("n1", good, now=NOW)
     size = store.size()
     other = node.record(seq=2, prev=node.node_id and store.find_entry("n1", 1).envelope_sha256,
@@ -216,7 +217,7 @@ def test_equivocation_is_flagged_and_refused(store: LedgerStore, enrolled: Enrol
 def test_batch_is_all_or_nothing(store: LedgerStore, enrolled: Enroll) -> None:
     node = enrolled("n1")
     size = store.size()
-    good = node.batch(3)
+    good = node.records(3)
     bad = node.record(key=keys.generate(), advance=False)
     for batch in ([*good, bad], [good[0], b"{not json", good[1]], [good[0], good[2]]):
         with pytest.raises((SignatureError, FormatError, SequenceGapError)):
@@ -284,7 +285,7 @@ def store_hub_key(store: LedgerStore) -> keys.PublicKey:
 
 def test_key_rotation(store: LedgerStore, enrolled: Enroll) -> None:
     node = enrolled("n1")
-    store.append_records("n1", node.batch(2), now=NOW)
+    store.append_records("n1", node.records(2), now=NOW)
     old, new = node.key, keys.generate()
     with pytest.raises(SignatureError):  # signed by the new key, not the old one
         wrong = new.sign(rotation_message("n1", old.public, new.public))
@@ -391,7 +392,7 @@ def test_checkpoints(store: LedgerStore, enrolled: Enroll, hub_key: keys.Signing
     c1 = store.sign_checkpoint(ORIGIN, ORIGIN, hub_key, now=NOW)
     assert c1 is not None and c1.size == 1
     assert store.sign_checkpoint(ORIGIN, ORIGIN, hub_key, now=NOW) == c1  # no growth, same one
-    store.append_records("n1", node.batch(6), now=NOW)
+    store.append_records("n1", node.records(6), now=NOW)
     c2 = store.sign_checkpoint(ORIGIN, ORIGIN, hub_key, now=NOW)
     assert c2 is not None and c2.size == 7
     parsed = ck.verify_checkpoint(c2.note, ORIGIN, hub_key.public, ORIGIN)
@@ -413,7 +414,7 @@ def test_concurrent_hubs_make_one_linear_chain(
     make_store: Callable[[], LedgerStore], hub_key: keys.SigningKey
 ) -> None:
     hubs = [make_store(), make_store()]
-    nodes = [FakeNode(f"n{i}") for i in range(4)]
+    nodes = [SimNode(f"n{i}") for i in range(4)]
     for n in nodes:
         hubs[0].register_node(n.node_id, n.key.public, now=NOW)
     errors: list[BaseException] = []
@@ -422,7 +423,7 @@ def test_concurrent_hubs_make_one_linear_chain(
         hub, node = hubs[i % 2], nodes[i]
         try:
             for _ in range(8):
-                hub.append_records(node.node_id, node.batch(5), now=NOW)
+                hub.append_records(node.node_id, node.records(5), now=NOW)
                 hub.sign_checkpoint(ORIGIN, ORIGIN, hub_key, now=NOW)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)

@@ -14,12 +14,12 @@ import pytest
 
 from hub.ledger.store import LedgerStore
 from hub.ledger.verify import Checked, RecordVerifier, check_records
+from tests.ledger.ledger_helpers import HUB_SEED
+from tests.sim import NOW, SimNode
 from trust import keys, merkle
 from trust.canonical import sha256_hex
 from trust.errors import AccessDeniedError, FormatError, SignatureError, WardenError
 from trust.record import AuditRecord
-
-from .ledger_helpers import HUB_SEED, NOW, FakeNode
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def pool() -> Iterator[RecordVerifier]:
     v.close()
 
 
-def _expected(node: FakeNode, envs: list[bytes]) -> list[Checked]:
+def _expected(node: SimNode, envs: list[bytes]) -> list[Checked]:
     out = []
     for e in envs:
         r = AuditRecord.from_envelope(e, node.key.public)
@@ -39,14 +39,14 @@ def _expected(node: FakeNode, envs: list[bytes]) -> list[Checked]:
 
 
 def test_in_process_check_matches_the_record_parser() -> None:
-    node = FakeNode("n1")
-    envs = node.batch(5)
+    node = SimNode("n1")
+    envs = node.records(5)
     assert check_records("n1", node.key.public, envs) == _expected(node, envs)
 
 
 def test_pool_returns_the_same_results_in_batch_order(pool: RecordVerifier) -> None:
-    node = FakeNode("n1")
-    envs = node.batch(41)  # an uneven split across the two workers
+    node = SimNode("n1")
+    envs = node.records(41)  # an uneven split across the two workers
     assert pool.check("n1", node.key.public, envs) == _expected(node, envs)
 
 
@@ -57,8 +57,8 @@ def _bad_batches() -> dict[str, tuple[int, type[WardenError]]]:
 
 @pytest.mark.parametrize("case", sorted(_bad_batches()))
 def test_pool_refuses_like_in_process(pool: RecordVerifier, case: str) -> None:
-    node, stranger = FakeNode("n1"), FakeNode("n2")
-    envs = node.batch(40)
+    node, stranger = SimNode("n1"), SimNode("n2")
+    envs = node.records(40)
     pos, error = _bad_batches()[case]
     if case == "forged":
         envs[pos] = node.record(key=keys.generate(), advance=False)
@@ -75,8 +75,8 @@ def test_pool_refuses_like_in_process(pool: RecordVerifier, case: str) -> None:
 
 
 def test_first_refusal_in_batch_order_wins(pool: RecordVerifier) -> None:
-    node = FakeNode("n1")
-    envs = node.batch(40)
+    node = SimNode("n1")
+    envs = node.records(40)
     envs[35] = b"not json"
     envs[3] = node.record(key=keys.generate(), advance=False)
     with pytest.raises(SignatureError, match="record 3 of the batch"):
@@ -84,15 +84,15 @@ def test_first_refusal_in_batch_order_wins(pool: RecordVerifier) -> None:
 
 
 def test_a_dead_worker_is_replaced(pool: RecordVerifier) -> None:
-    node = FakeNode("n1")
-    pool.check("n1", node.key.public, node.batch(20))
+    node = SimNode("n1")
+    pool.check("n1", node.key.public, node.records(20))
     victims = _children(os.getpid())
     assert victims, "the pool has no worker processes"
     os.kill(victims[0], signal.SIGKILL)
     time.sleep(0.2)
-    envs = node.batch(20)
+    envs = node.records(20)
     assert pool.check("n1", node.key.public, envs) == _expected(node, envs)  # in-process
-    envs = node.batch(20)
+    envs = node.records(20)
     assert pool.check("n1", node.key.public, envs) == _expected(node, envs)  # new pool
 
 
@@ -100,11 +100,11 @@ def test_store_appends_through_the_pool(tmp_path: Path, pool: RecordVerifier) ->
     store = LedgerStore.open(str(tmp_path / "l.db"), hub_key=keys.SigningKey.from_seed(HUB_SEED),
                              verifier=pool)
     try:
-        node = FakeNode("n1")
+        node = SimNode("n1")
         store.register_node("n1", node.key.public, now=NOW)
-        res = store.append_records("n1", node.batch(30), now=NOW)
+        res = store.append_records("n1", node.records(30), now=NOW)
         assert res.indexes == list(range(1, 31))
-        forged = node.batch(30)
+        forged = node.records(30)
         forged[17] = node.record(key=keys.generate(), advance=False)
         with pytest.raises(SignatureError, match="record 17"):
             store.append_records("n1", forged, now=NOW)

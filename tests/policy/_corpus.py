@@ -187,14 +187,13 @@ def decisions(engine: Any, inputs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":  # pragma: no cover - maintenance entry point
-    from trust.policy.bundle import PolicyBundle
     from trust.policy.engine import PolicyEngine
 
-    from ._support import POLICIES
+    from ._support import POLICIES, verified_bundle
 
     if "--write" not in sys.argv:
         sys.exit("usage: python -m tests.policy._corpus --write  (overwrites the golden file)")
-    engine = PolicyEngine(PolicyBundle.from_source(POLICIES / "standard"))
+    engine = PolicyEngine(verified_bundle(POLICIES / "standard", now=None))
     CORPUS_FILE.parent.mkdir(exist_ok=True)
     CORPUS_FILE.write_text(json.dumps(decisions(engine, corpus()), indent=0, sort_keys=True) + "\n")
     print(f"wrote {CORPUS_FILE}")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from trust.keys import SigningKey
+from trust.policy.bundle import PolicyBundle, sign_source
 from trust.root import Role, RootMetadata, TrustRoot
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,7 +35,21 @@ def make_root(officers: list[SigningKey], root_key: SigningKey, *, threshold: in
             "hub": Role((hub.key_id,), 1),
         },
     )
-    return TrustRoot.from_envelope(meta.envelope([root_key]), now=NOW)
+    return TrustRoot.from_envelope(meta.envelope([root_key]).to_json(), now=NOW)
+
+
+_OFFICERS = [officer(i) for i in range(3)]
+_ROOT: list[TrustRoot] = []
+
+
+def verified_bundle(directory: str | Path, *, now: datetime | None = NOW) -> PolicyBundle:
+    """The bundle of a source ``directory``, signed by two of the test officers and verified
+    against their root: the engine evaluates only verified bundles, so engine tests build
+    theirs the way an agent does. ``now`` is both the signing and the verification time."""
+    if not _ROOT:
+        _ROOT.append(make_root(_OFFICERS, officer(100)))
+    envelope = sign_source(directory, _OFFICERS[:2], now=now)
+    return PolicyBundle.from_envelope(envelope.to_json(), _ROOT[0], now=now)
 
 
 PASSING_INPUT: dict[str, Any] = {

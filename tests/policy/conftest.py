@@ -13,7 +13,7 @@ from trust.keys import SigningKey
 from trust.policy.bundle import PolicyBundle
 from trust.root import TrustRoot
 
-from ._support import NOW, PASSING_INPUT, POLICIES, make_root, officer
+from ._support import NOW, PASSING_INPUT, POLICIES, make_root, officer, verified_bundle
 
 
 @pytest.fixture(scope="session")
@@ -42,8 +42,8 @@ def standard_source() -> Path:
 
 @pytest.fixture(scope="session")
 def standard_bundle(standard_source: Path) -> PolicyBundle:
-    """The standard bundle, unsigned (engine tests)."""
-    return PolicyBundle.from_source(standard_source, now=NOW)
+    """The standard bundle, signed and verified (engine tests)."""
+    return verified_bundle(standard_source, now=NOW)
 
 
 @pytest.fixture

@@ -41,11 +41,11 @@ def _resign(env: dsse.Envelope, payload: dict, keys) -> dsse.Envelope:
 def test_sign_cosign_verify_roundtrip(standard_source, officers, root):
     env = sign_source(standard_source, [officers[0]], now=NOW)
     with pytest.raises(ThresholdError):
-        PolicyBundle.from_envelope(env, root, now=NOW)
+        PolicyBundle.from_envelope(env.to_json(), root, now=NOW)
     env2 = cosign(env, officers[1])
     assert env2.payload == env.payload
-    bundle = PolicyBundle.from_envelope(dsse.Envelope.from_json(env2.to_json()), root, now=NOW)
-    assert bundle.signature_verified
+    bundle = PolicyBundle.from_envelope(env2.to_json(), root, now=NOW)
+    assert isinstance(bundle, PolicyBundle)
     assert bundle.signers == {officers[0].key_id, officers[1].key_id}
     assert bundle.digest == sha256_hex(env.payload)
     assert bundle.name == "standard" and bundle.version == 1
@@ -76,7 +76,7 @@ def test_cosign_same_key_twice_counts_once(write_bundle, officers, root):
     env = cosign(cosign(env, officers[0]), officers[0])
     assert len(env.signatures) == 1
     with pytest.raises(ThresholdError):
-        PolicyBundle.from_envelope(env, root, now=NOW)
+        PolicyBundle.from_envelope(env.to_json(), root, now=NOW)
 
 
 # --- bad input, one test each -------------------------------------------------------------
@@ -100,7 +100,7 @@ def test_unknown_key_in_signed_manifest(write_bundle, officers, root):
     obj = json.loads(env.payload)
     obj["manifest"]["owner"] = "mallory"
     with pytest.raises(FormatError, match="unknown manifest key 'owner'"):
-        PolicyBundle.from_envelope(_resign(env, obj, officers[:2]), root, now=NOW)
+        PolicyBundle.from_envelope(_resign(env, obj, officers[:2]).to_json(), root, now=NOW)
 
 
 def test_non_integer_version_in_signed_manifest(write_bundle, officers, root):
@@ -108,35 +108,35 @@ def test_non_integer_version_in_signed_manifest(write_bundle, officers, root):
     obj = json.loads(env.payload)
     obj["manifest"]["version"] = "2"
     with pytest.raises(FormatError, match="'version' must be an integer"):
-        PolicyBundle.from_envelope(_resign(env, obj, officers[:2]), root, now=NOW)
+        PolicyBundle.from_envelope(_resign(env, obj, officers[:2]).to_json(), root, now=NOW)
 
 
 def test_expired_bundle(write_bundle, officers, root):
     env = sign_source(write_bundle(SIMPLE, expires="1d"), officers[:2], now=NOW)
-    PolicyBundle.from_envelope(env, root, now=NOW + timedelta(hours=23))
+    PolicyBundle.from_envelope(env.to_json(), root, now=NOW + timedelta(hours=23))
     with pytest.raises(ExpiredError, match="expired at 2026-11-27T12:00:00Z"):
-        PolicyBundle.from_envelope(env, root, now=NOW + timedelta(days=1))
+        PolicyBundle.from_envelope(env.to_json(), root, now=NOW + timedelta(days=1))
 
 
 def test_bundle_older_than_last_accepted(write_bundle, officers, root):
     env = sign_source(write_bundle(SIMPLE, version=3), officers[:2], now=NOW)
-    assert PolicyBundle.from_envelope(env, root, last_version=3, now=NOW).version == 3
-    assert PolicyBundle.from_envelope(env, root, last_version=2, now=NOW).version == 3
+    assert PolicyBundle.from_envelope(env.to_json(), root, last_version=3, now=NOW).version == 3
+    assert PolicyBundle.from_envelope(env.to_json(), root, last_version=2, now=NOW).version == 3
     with pytest.raises(RollbackError, match="v3 is older than the last accepted version 4"):
-        PolicyBundle.from_envelope(env, root, last_version=4, now=NOW)
+        PolicyBundle.from_envelope(env.to_json(), root, last_version=4, now=NOW)
 
 
 def test_below_threshold_signatures(write_bundle, officers, root_key):
     env = sign_source(write_bundle(SIMPLE), officers[:2], now=NOW)
     strict = make_root(officers, root_key, threshold=3)
     with pytest.raises(ThresholdError, match="2 valid signature"):
-        PolicyBundle.from_envelope(env, strict, now=NOW)
+        PolicyBundle.from_envelope(env.to_json(), strict, now=NOW)
 
 
 def test_signatures_by_unknown_keys_do_not_count(write_bundle, officers, root, root_key):
     env = sign_source(write_bundle(SIMPLE), [root_key], now=NOW)  # root key is not a policy key
     with pytest.raises(SignatureError):
-        PolicyBundle.from_envelope(env, root, now=NOW)
+        PolicyBundle.from_envelope(env.to_json(), root, now=NOW)
 
 
 def test_file_digest_mismatch(write_bundle, officers, root):
@@ -145,14 +145,14 @@ def test_file_digest_mismatch(write_bundle, officers, root):
     obj["files"]["p.rego"]["text"] += "\nallow := true\n"
     # Even re-signed by a threshold, a file that does not hash to its digest is refused.
     with pytest.raises(DigestMismatchError, match="file p.rego hashes to"):
-        PolicyBundle.from_envelope(_resign(env, obj, officers[:2]), root, now=NOW)
+        PolicyBundle.from_envelope(_resign(env, obj, officers[:2]).to_json(), root, now=NOW)
 
 
 def test_oversize_bundle(write_bundle, officers, root, tmp_path):
     env = sign_source(write_bundle(SIMPLE), officers[:2], now=NOW)
     size = len(env.to_json())
     with pytest.raises(FormatError, match=f"bundle is {size} bytes, over the {size - 1}-byte"):
-        PolicyBundle.from_envelope(env, root, now=NOW, max_bytes=size - 1)
+        PolicyBundle.from_envelope(env.to_json(), root, now=NOW, max_bytes=size - 1)
     path = tmp_path / "x.bundle"
     path.write_bytes(env.to_json())
     with pytest.raises(FormatError, match="over the 100-byte limit"):
@@ -166,7 +166,7 @@ def test_wrong_payload_type(write_bundle, officers, root):
     env = sign_source(write_bundle(SIMPLE), officers[:2], now=NOW)
     other = dsse.sign("application/vnd.warden.root+json", env.payload, officers[:2])
     with pytest.raises(FormatError, match="payloadType"):
-        PolicyBundle.from_envelope(other, root, now=NOW)
+        PolicyBundle.from_envelope(other.to_json(), root, now=NOW)
 
 
 def test_non_canonical_payload_is_refused(write_bundle, officers, root):
@@ -174,7 +174,7 @@ def test_non_canonical_payload_is_refused(write_bundle, officers, root):
     pretty = json.dumps(json.loads(env.payload), indent=1).encode()
     forged = dsse.sign(BUNDLE_PAYLOAD_TYPE, pretty, officers[:2])
     with pytest.raises(FormatError, match="canonical"):
-        PolicyBundle.from_envelope(forged, root, now=NOW)
+        PolicyBundle.from_envelope(forged.to_json(), root, now=NOW)
 
 
 def test_path_traversal_in_files_is_refused(write_bundle, officers, root):
@@ -182,7 +182,7 @@ def test_path_traversal_in_files_is_refused(write_bundle, officers, root):
     obj = json.loads(env.payload)
     obj["files"]["../evil.rego"] = obj["files"].pop("p.rego")
     with pytest.raises(FormatError, match="relative .rego path"):
-        PolicyBundle.from_envelope(_resign(env, obj, officers[:2]), root, now=NOW)
+        PolicyBundle.from_envelope(_resign(env, obj, officers[:2]).to_json(), root, now=NOW)
 
 
 def test_payload_swapped_under_signatures(write_bundle, officers, root):
@@ -190,7 +190,7 @@ def test_payload_swapped_under_signatures(write_bundle, officers, root):
     b = sign_source(write_bundle(SIMPLE, name="b", version=9), officers[2:], now=NOW)
     swapped = replace(a, payload=b.payload, raw=None)
     with pytest.raises(SignatureError):
-        PolicyBundle.from_envelope(swapped, root, now=NOW)
+        PolicyBundle.from_envelope(swapped.to_json(), root, now=NOW)
 
 
 def test_cosign_refuses_non_bundle(officers):

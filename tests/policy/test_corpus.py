@@ -11,11 +11,10 @@ import json
 
 import pytest
 
-from trust.policy.bundle import PolicyBundle
 from trust.policy.engine import PolicyEngine
 
 from ._corpus import CORPUS_FILE, corpus, decisions, missing_metric_corpus
-from ._support import NOW, POLICIES
+from ._support import NOW, POLICIES, verified_bundle
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +57,7 @@ def _relaxed_engine(tmp_path):
         )
     )
     (d / "decision.rego").write_text((POLICIES / "standard" / "decision.rego").read_text())
-    return PolicyEngine(PolicyBundle.from_source(d, now=NOW))
+    return PolicyEngine(verified_bundle(d, now=NOW))
 
 
 def test_allow_missing_metrics_relaxes_to_a_warning(tmp_path):

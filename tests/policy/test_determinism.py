@@ -13,11 +13,10 @@ import pytest
 from trust.cli.main import main
 from trust.errors import PolicyError
 from trust.policy import _rego
-from trust.policy.bundle import PolicyBundle
 from trust.policy.check import check_directory
 from trust.policy.engine import PolicyEngine
 
-from ._support import NOW
+from ._support import NOW, verified_bundle
 
 # The reviewer's bypass: the scan used to reset its string state at each newline, so the
 # closing backtick on line 4 re-opened a "string" that hid the call after it.
@@ -59,7 +58,7 @@ def test_multiline_raw_string_does_not_hide_a_call(write_bundle):
     with pytest.raises(PolicyError, match=r"p\.rego:4:10: built-in time\.now_ns\(\) is not"):
         check_directory(d)
     with pytest.raises(PolicyError, match=r"time\.now_ns\(\) is not allowed"):
-        PolicyEngine(PolicyBundle.from_source(d, now=NOW))
+        PolicyEngine(verified_bundle(d, now=NOW))
 
 
 def test_multiline_raw_string_bypass_cli(write_bundle, tmp_path, capsys):

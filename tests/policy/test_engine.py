@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 
 from trust.errors import PolicyError
-from trust.policy.bundle import PolicyBundle
 from trust.policy.engine import PolicyEngine
 
-from ._support import NOW
+from ._support import NOW, verified_bundle
 
 
 def engine(write_bundle, files, **manifest) -> PolicyEngine:
-    return PolicyEngine(PolicyBundle.from_source(write_bundle(files, **manifest), now=NOW))
+    return PolicyEngine(verified_bundle(write_bundle(files, **manifest), now=NOW))
 
 
 V1_DENY = """package t
@@ -98,7 +97,7 @@ def test_decision_is_deterministic(write_bundle):
 def test_data_is_visible_as_config(write_bundle):
     src = 'package t\nimport rego.v1\ndeny contains "low" if input.a < data.config.min_a\n'
     d = write_bundle({"p.rego": src}, data="{min_a: 0.5}")
-    e = PolicyEngine(PolicyBundle.from_source(d, now=NOW))
+    e = PolicyEngine(verified_bundle(d, now=NOW))
     assert e.evaluate({"a": 0.4}).allow is False
     assert e.evaluate({"a": 0.6}).allow is True
 

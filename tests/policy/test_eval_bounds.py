@@ -25,7 +25,6 @@ import pytest
 from trust.cli.main import main
 from trust.errors import ConfigError, PolicyError
 from trust.policy import worker as worker_mod
-from trust.policy.bundle import PolicyBundle
 from trust.policy.engine import PolicyEngine
 from trust.policy.testing import Outcome, run_tests
 from trust.policy.worker import (
@@ -35,7 +34,7 @@ from trust.policy.worker import (
     PolicyWorker,
 )
 
-from ._support import NOW
+from ._support import NOW, verified_bundle
 
 MiB = 2**20
 CEILING = 256 * MiB
@@ -57,7 +56,7 @@ CATASTROPHIC = {"s": "a" * 32 + "!"}  # 33 characters: 2^32 ways to split the a'
 
 
 def _engine(write_bundle: Any, src: str, limits: EvaluationLimits) -> PolicyEngine:
-    bundle = PolicyBundle.from_source(write_bundle({"p.rego": src}), now=NOW)
+    bundle = verified_bundle(write_bundle({"p.rego": src}), now=NOW)
     return PolicyEngine(bundle, limits=limits)
 
 

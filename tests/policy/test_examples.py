@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 
 from trust import strict_yaml
-from trust.policy.bundle import PolicyBundle
 from trust.policy.engine import PolicyEngine
 
-from ._support import NOW, POLICIES
+from ._support import NOW, POLICIES, verified_bundle
 
 EXAMPLES = POLICIES / "examples"
 
@@ -99,7 +98,7 @@ CASES = [
 @pytest.fixture(scope="module")
 def engines() -> dict[str, PolicyEngine]:
     return {
-        name: PolicyEngine(PolicyBundle.from_source(EXAMPLES / name, now=NOW))
+        name: PolicyEngine(verified_bundle(EXAMPLES / name, now=NOW))
         for name in [*SEED_REGO, "federated"]
     }
 

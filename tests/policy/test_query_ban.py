@@ -14,10 +14,9 @@ import pytest
 
 from trust.cli.main import main
 from trust.errors import PolicyError
-from trust.policy.bundle import PolicyBundle
 from trust.policy.engine import PolicyEngine
 
-from ._support import NOW
+from ._support import NOW, verified_bundle
 
 _SRC = 'package t\nimport rego.v1\ndeny contains msg if { input.x > 1; msg := "x" }\n'
 
@@ -40,7 +39,7 @@ def source(write_bundle):
 
 @pytest.mark.parametrize(("query", "builtin"), BANNED_QUERIES)
 def test_query_calling_a_nondeterministic_builtin_is_refused(source, query, builtin):
-    engine = PolicyEngine(PolicyBundle.from_source(source, now=NOW))
+    engine = PolicyEngine(verified_bundle(source, now=NOW))
     with pytest.raises(PolicyError, match=rf"built-in {builtin}\(\) is not allowed"):
         engine.query(query, {})
 
@@ -60,7 +59,7 @@ def test_eval_query_with_a_nondeterministic_builtin_exits_2(
 
 
 def test_deterministic_queries_still_answer(source, tmp_path, capsys):
-    engine = PolicyEngine(PolicyBundle.from_source(source, now=NOW))
+    engine = PolicyEngine(verified_bundle(source, now=NOW))
     assert engine.query("data.t.deny", {"x": 2}) == ["x"]
     assert engine.query("count(data.t.deny) == 0", {"x": 2}) is False
     assert engine.query("y := data.t.deny; z := 2", {"x": 0}) == {"y": [], "z": 2}

@@ -22,8 +22,7 @@ GOOD_INPUT = {"model": {"accuracy": 0.99, "bias": 0.0}}
 
 
 def _decide(raw: bytes) -> bool:
-    env = dsse.Envelope.from_json(raw, what="tampered")
-    bundle = PolicyBundle.from_envelope(env, ROOT, now=NOW)
+    bundle = PolicyBundle.from_envelope(raw, ROOT, now=NOW, what="tampered")
     return PolicyEngine(bundle).evaluate(GOOD_INPUT).allow
 
 
@@ -57,4 +56,4 @@ def test_replayed_older_bundle_never_allows(write_bundle):
         now=NOW,
     )
     with pytest.raises(WardenError):
-        PolicyBundle.from_envelope(old, ROOT, last_version=2, now=NOW)
+        PolicyBundle.from_envelope(old.to_json(), ROOT, last_version=2, now=NOW)

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.checks.documentation import parse_model_card
-from agent.checks.lineage import load_manifest
+from agent.checks.files import load_manifest, parse_model_card
 from trust.errors import FormatError
-from trust.policy.bundle import PolicyBundle, load_source, sign_source
+from trust.policy.bundle import UnverifiedPolicyBundle, load_source, sign_source
 
 from ._support import NOW, officer
 
@@ -67,7 +66,7 @@ def test_bundle_manifest_with_a_repeated_key_is_refused(tmp_path, key, manifest)
     with pytest.raises(FormatError, match=pattern):
         load_source(d)
     with pytest.raises(FormatError, match=pattern):
-        PolicyBundle.from_source(d, now=NOW)
+        UnverifiedPolicyBundle.from_source(d, now=NOW)
     with pytest.raises(FormatError, match=pattern):
         sign_source(d, [officer(0)], now=NOW)
 

@@ -41,7 +41,7 @@ def root() -> TrustRoot:
             "approver:cfo": Role((CFO.key_id,), 1),
         },
     )
-    return TrustRoot.from_envelope(meta.envelope([ROOT_KEY]), now=NOW)
+    return TrustRoot.from_envelope(meta.envelope([ROOT_KEY]).to_json(), now=NOW)
 
 
 def _payload(**fields: object) -> bytes:

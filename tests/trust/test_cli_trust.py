@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from trust import dsse, keys
 from trust.canonical import canonical_json
 from trust.cli.main import build_parser, main
-from trust.root import Role, RootMetadata, TrustRoot, load_envelope
+from trust.root import Role, RootMetadata, TrustRoot, load_envelope, read_envelope_bytes
 
 WARDEN = Path(sys.executable).parent / "warden"
 ALL_GROUPS = ("key", "root", "policy", "check", "profile", "hub")
@@ -347,7 +347,7 @@ def test_full_root_lifecycle(run: Run, officers: Officers) -> None:
 
     # what the CLI accepted, the library accepts too
     pinned = TrustRoot.load("root.json")
-    assert pinned.rotate(load_envelope("root-v2.json")).version == 2
+    assert pinned.rotate(read_envelope_bytes("root-v2.json")).version == 2
 
     code, out, _ = run("root", "show", "root-v2.json")
     assert code == 0

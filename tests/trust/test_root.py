@@ -71,9 +71,9 @@ def make_meta(
     return RootMetadata(version, expires, {k.key_id: k.public for k in used}, roles)
 
 
-def signed(meta: RootMetadata, *signers: SigningKey) -> dsse.Envelope:
-    """The envelope as it would be read from disk (parsed from its JSON bytes)."""
-    return dsse.Envelope.from_json(meta.envelope(signers).to_json())
+def signed(meta: RootMetadata, *signers: SigningKey) -> bytes:
+    """The envelope bytes as they would be read from disk."""
+    return meta.envelope(signers).to_json()
 
 
 V1 = make_meta(1)
@@ -89,7 +89,7 @@ def root_v1() -> TrustRoot:
 
 def test_init_and_verify(tmp_path: Path) -> None:
     path = tmp_path / "root.json"
-    path.write_bytes(V1_ENV.to_json())
+    path.write_bytes(V1_ENV)
     root = TrustRoot.load(path, now=T0)
     assert root.version == 1
     assert root.expires == T0 + YEAR
@@ -132,8 +132,8 @@ def test_root_signed_by_non_root_keys_is_refused() -> None:
 
 
 def test_root_signature_repeated_does_not_meet_threshold() -> None:
-    env = signed(V1, R1)
-    doubled = dsse.Envelope(env.payload_type, env.payload, env.signatures * 2)
+    env = dsse.Envelope.from_json(signed(V1, R1))
+    doubled = dsse.Envelope(env.payload_type, env.payload, env.signatures * 2).to_json()
     with pytest.raises(ThresholdError):
         TrustRoot.from_envelope(doubled, now=T0)
 
@@ -141,7 +141,7 @@ def test_root_signature_repeated_does_not_meet_threshold() -> None:
 def test_wrong_payload_type_is_refused() -> None:
     env = dsse.sign("application/vnd.warden.policy+json", V1.to_payload(), [R1, R2])
     with pytest.raises(FormatError):
-        TrustRoot.from_envelope(env, now=T0)
+        TrustRoot.from_envelope(env.to_json(), now=T0)
 
 
 # --- expiry --------------------------------------------------------------------------------
@@ -160,7 +160,7 @@ def test_expiry_boundary() -> None:
 
 def test_expired_root_loads_only_when_explicitly_allowed(tmp_path: Path) -> None:
     path = tmp_path / "root.json"
-    path.write_bytes(V1_ENV.to_json())
+    path.write_bytes(V1_ENV)
     with pytest.raises(ExpiredError):
         TrustRoot.load(path, now=T0 + 2 * YEAR)
     assert TrustRoot.load(path, now=T0 + 2 * YEAR, allow_expired=True).version == 1
@@ -223,7 +223,7 @@ def test_rotation_to_an_expired_root_is_refused() -> None:
 def test_rotation_with_a_policy_envelope_is_refused() -> None:
     env = dsse.sign("application/vnd.warden.policy+json", V2.to_payload(), [R1, R2, R3, R4])
     with pytest.raises(FormatError):
-        root_v1().rotate(env, now=T0)
+        root_v1().rotate(env.to_json(), now=T0)
 
 
 V3 = make_meta(3, root=(R5,), root_t=1, expires=T0 + 3 * YEAR)
@@ -361,9 +361,9 @@ def test_unknown_role_lookup_is_a_trust_error() -> None:
 # --- malformed payloads, properly signed -----------------------------------------------------
 
 
-def _signed_body(body: Any, *, raw: bytes | None = None) -> dsse.Envelope:
+def _signed_body(body: Any, *, raw: bytes | None = None) -> bytes:
     payload = raw if raw is not None else canonical_json(body)
-    return dsse.Envelope.from_json(dsse.sign(ROOT_PAYLOAD_TYPE, payload, [R1, R2]).to_json())
+    return dsse.sign(ROOT_PAYLOAD_TYPE, payload, [R1, R2]).to_json()
 
 
 def _body(**changes: Any) -> dict[str, Any]:
@@ -437,7 +437,7 @@ def test_malformed_rotation_payload_is_a_format_error() -> None:
     body["roles"]["policy"]["threshold"] = 9
     env = dsse.sign(ROOT_PAYLOAD_TYPE, canonical_json(body), [R1, R2, R3, R4])
     with pytest.raises(FormatError):
-        root_v1().rotate(env, now=T0)
+        root_v1().rotate(env.to_json(), now=T0)
 
 
 def test_missing_and_unreadable_files(tmp_path: Path) -> None:
@@ -465,9 +465,9 @@ def _flip(data: bytes, index: int, mask: int) -> bytes:
 
 
 def test_untampered_roots_verify() -> None:
-    assert TrustRoot.from_envelope(dsse.Envelope.from_json(ROOT_ONE), now=T0).version == 1
-    assert TrustRoot.from_envelope(dsse.Envelope.from_json(ROOT_TWO), now=T0).version == 1
-    assert root_v1().rotate(dsse.Envelope.from_json(ROTATION), now=T0).version == 2
+    assert TrustRoot.from_envelope(ROOT_ONE, now=T0).version == 1
+    assert TrustRoot.from_envelope(ROOT_TWO, now=T0).version == 1
+    assert root_v1().rotate(ROTATION, now=T0).version == 2
 
 
 @pytest.mark.parametrize("mask", [0x01, 0x80])
@@ -476,7 +476,7 @@ def test_every_single_byte_flip_of_a_root_is_detected(data: bytes, mask: int) ->
     passed = []
     for i in range(len(data)):
         try:
-            TrustRoot.from_envelope(dsse.Envelope.from_json(_flip(data, i, mask)), now=T0)
+            TrustRoot.from_envelope(_flip(data, i, mask), now=T0)
         except TAMPER_ERRORS:
             continue
         passed.append(i)
@@ -490,7 +490,7 @@ def test_any_single_byte_flip_of_a_root_fails_with_a_warden_error(data: st.DataO
     index = data.draw(st.integers(0, len(raw) - 1))
     mask = data.draw(st.integers(1, 255))
     with pytest.raises(TAMPER_ERRORS):
-        TrustRoot.from_envelope(dsse.Envelope.from_json(_flip(raw, index, mask)), now=T0)
+        TrustRoot.from_envelope(_flip(raw, index, mask), now=T0)
 
 
 @settings(max_examples=200, deadline=None)
@@ -498,7 +498,7 @@ def test_any_single_byte_flip_of_a_root_fails_with_a_warden_error(data: st.DataO
 def test_any_single_byte_flip_of_a_rotation_is_refused(index: int, mask: int) -> None:
     pinned = root_v1()
     with pytest.raises((TrustError, FormatError)):  # a changed version digit is a RollbackError
-        pinned.rotate(dsse.Envelope.from_json(_flip(ROTATION, index, mask)), now=T0)
+        pinned.rotate(_flip(ROTATION, index, mask), now=T0)
 
 
 @pytest.mark.parametrize("expires", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])

@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from trust import keys
+from trust._internal.files import write_temp_beside
 from trust.errors import UsageError
 
 __all__ = [
@@ -148,6 +148,14 @@ def check_output_path(path: str | os.PathLike[str], *, flag: str | None = "--out
     hint = f"give the path of the file to write, e.g. {named}{target / 'NAME'}"
     if text and target.is_dir():
         raise UsageError(f"{named}{text}: is a directory, not a file", hint=hint)
+    # A rename would swap a device (/dev/null), a FIFO or a socket for a plain file, for
+    # everyone on the machine: only a regular file, or nothing yet, may be replaced.
+    if text and os.path.lexists(text) and not target.is_symlink() and not target.is_file():
+        raise UsageError(f"{named}{text}: not a regular file; Warden writes only regular files",
+                         hint=hint)
+    if text and target.is_symlink():
+        raise UsageError(f"{named}{text}: is a symbolic link; give the file's real path "
+                         f"({os.path.realpath(text)})")
     if not text or target.name in ("", ".", "..") or text.endswith(("/", os.sep)):
         raise UsageError(f"{named}{text!r}: not a file name", hint=hint)
     parent = target.parent
@@ -166,21 +174,10 @@ def write_atomic(
     """
     target = check_output_path(path, flag=flag)
     try:
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-        )
+        tmp = write_temp_beside(target, data, mode)
     except OSError as exc:
         raise UsageError(f"{target}: cannot write ({exc.strerror or exc})") from exc
-    tmp = Path(tmp_name)
     try:
-        try:
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:  # os.write may write less than asked
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         os.replace(tmp, target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

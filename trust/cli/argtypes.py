@@ -45,11 +45,15 @@ def whole_number(minimum: int, maximum: int = MAX_LEDGER_INT) -> Callable[[str],
         if not _DIGITS.fullmatch(t):
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
         # Count digits before converting: int() refuses strings past 4300 digits itself.
+        negative = t.startswith("-")
         too_long = len(t.lstrip("+-").lstrip("0")) > len(str(max(maximum, -minimum)))
-        value = 0 if too_long else int(t)
-        if (too_long and t.startswith("-")) or value < minimum:
-            raise argparse.ArgumentTypeError(f"{text} is out of range: it must be ≥ {minimum}")
-        if too_long or value > maximum:
+        if too_long and not negative:
+            raise argparse.ArgumentTypeError(f"{_shown(t)} is too large; at most {maximum}")
+        value = minimum - 1 if too_long else int(t)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"{_shown(t)} is out of range: it must be ≥ {minimum}")
+        if value > maximum:
             raise argparse.ArgumentTypeError(f"{text} is too large; at most {maximum}")
         return value
 
@@ -74,6 +78,11 @@ def seconds(maximum: float = MAX_TIMEOUT_S) -> Callable[[str], float]:
 
     parse.__name__ = "seconds"
     return parse
+
+
+def _shown(text: str) -> str:
+    """A typed number short enough to echo (a 5000-digit argument is not repeated whole)."""
+    return text if len(text) <= 32 else f"{text[:29]}… ({len(text)} characters)"
 
 
 def positive_int(text: str) -> int:

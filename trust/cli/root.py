@@ -37,6 +37,7 @@ from trust.root import (
     RootMetadata,
     TrustRoot,
     load_envelope,
+    read_envelope_bytes,
 )
 from trust.timeutil import format_time, from_now, parse_time
 
@@ -199,7 +200,7 @@ def _verify(args: argparse.Namespace) -> int:
     now = parse_time(args.at, what="--at") if args.at else None
     if args.trusted:
         trusted = TrustRoot.load(args.trusted, now=now, allow_expired=True)
-        root = trusted.rotate_chain([load_envelope(p) for p in args.roots], now=now)
+        root = trusted.rotate_chain([read_envelope_bytes(p) for p in args.roots], now=now)
         print(
             f"OK: root v{root.version} follows trusted root v{trusted.version} "
             f"through {len(args.roots)} verified rotation(s)"

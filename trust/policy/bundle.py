@@ -43,23 +43,44 @@ Verification (:meth:`PolicyBundle.from_envelope`) fails closed, in this order: e
 (default 4 MiB, :class:`FormatError`), payload type, a threshold of the trust root's ``policy``
 role (:class:`SignatureError`/:class:`ThresholdError`), payload schema, every file digest
 (:class:`DigestMismatchError`), expiry (:class:`ExpiredError`, freeze protection), and version ≥
-the last accepted version (:class:`RollbackError`). There is no unverified ``PolicyBundle``
-except through the explicitly named :meth:`PolicyBundle.unverified` and
-:meth:`PolicyBundle.from_source`, whose ``signature_verified`` is ``False``.
+the last accepted version (:class:`RollbackError`). It takes the exact envelope bytes (a
+``.bundle`` file's content, an RPC's bytes), never a parsed or re-encoded envelope.
+
+Two types, so an unverified bundle cannot be used as a verified one:
+
+* :class:`PolicyBundle` — verified; built only by :meth:`PolicyBundle.from_envelope` (building
+  one directly raises :class:`~trust.errors.UnverifiedError`). The only kind
+  :class:`~trust.policy.engine.PolicyEngine` evaluates.
+* :class:`UnverifiedPolicyBundle` — size, format and file digests checked, signatures *not*:
+  :meth:`UnverifiedPolicyBundle.from_bytes` (``warden policy show``, ``--skip-signature``) and
+  :meth:`UnverifiedPolicyBundle.from_source` (a source directory: development, ``policy
+  check``, ``policy test``). Only ``PolicyEngine.for_unverified`` evaluates one.
+
+Reading a source directory is :mod:`trust.policy.source`, the manifest and its field checks
+:mod:`trust.policy.manifest`; their public names are re-exported here.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from dataclasses import KW_ONLY, InitVar, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from trust import dsse, strict_yaml
-from trust.canonical import Sha256, canonical_json, loads_object, sha256_hex
+from trust import dsse
+from trust._internal.fields import (
+    check_fields,
+    check_hex64,
+    check_payload_type,
+    check_schema,
+    check_str,
+)
+from trust._internal.files import read_file
+from trust._internal.payload import load_canonical_object
+from trust._internal.verified import TOKEN, require_token
+from trust.canonical import Sha256, canonical_json, sha256_hex
 from trust.errors import (
     DigestMismatchError,
     ExpiredError,
@@ -68,269 +89,34 @@ from trust.errors import (
     RollbackError,
 )
 from trust.keys import KeyId, SigningKey
-from trust.policy.decision import Convention
+from trust.policy.manifest import Manifest, check_rego_path, manifest_from_payload
+from trust.policy.source import MANIFEST_FILE, BundleSource, load_source, read_rego_dir
 from trust.root import TrustRoot
-from trust.timeutil import format_time, parse_duration, parse_time, utcnow
+from trust.timeutil import format_time, utcnow
 
 __all__ = [
     "BUNDLE_PAYLOAD_TYPE",
     "BUNDLE_SCHEMA",
     "DEFAULT_MAX_BYTES",
+    "MANIFEST_FILE",
     "Manifest",
     "BundleSource",
     "PolicyBundle",
+    "UnverifiedPolicyBundle",
     "load_source",
     "build_payload",
     "sign_source",
     "cosign",
     "load_bundle_file",
+    "read_bundle_file",
     "read_rego_dir",
 ]
 
 BUNDLE_PAYLOAD_TYPE = "application/vnd.warden.policy-bundle+json"
 BUNDLE_SCHEMA = "warden.policy-bundle/v1"
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
-MANIFEST_FILE = "bundle.yaml"
-
-_SOURCE_KEYS = frozenset(
-    {"name", "version", "expires", "description", "entrypoint", "decision", "data", "include"}
-)
-_MANIFEST_KEYS = frozenset({"name", "version", "expires", "description", "entrypoint", "decision"})
-_PAYLOAD_KEYS = frozenset({"schema", "manifest", "data", "files"})
+_PAYLOAD_KEYS = ("data", "files", "manifest", "schema")
 _FILE_KEYS = frozenset({"sha256", "text"})
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
-_ENTRYPOINT_RE = re.compile(r"^data(\.[A-Za-z_][A-Za-z0-9_]*)+$")
-_HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """The signed description of a bundle."""
-
-    name: str
-    version: int
-    expires: datetime
-    description: str
-    entrypoint: str
-    decision: Convention
-
-    def to_dict(self) -> dict[str, Any]:
-        """The manifest object as it appears in the payload."""
-        return {
-            "name": self.name,
-            "version": self.version,
-            "expires": format_time(self.expires),
-            "description": self.description,
-            "entrypoint": self.entrypoint,
-            "decision": self.decision.value,
-        }
-
-    @property
-    def rego_entrypoint(self) -> str:
-        """The entrypoint in rego-cpp's ``a/b/c`` form."""
-        return self.entrypoint[len("data.") :].replace(".", "/")
-
-
-def _check_name(value: Any, *, what: str) -> str:
-    if not isinstance(value, str) or not _NAME_RE.match(value):
-        raise FormatError(f"{what}: field 'name' must match [a-z0-9][a-z0-9._-]*, got {value!r}")
-    return value
-
-
-def _check_version(value: Any, *, what: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise FormatError(f"{what}: field 'version' must be an integer ≥ 1, got {value!r}")
-    return value
-
-
-def _check_entrypoint(value: Any, *, what: str) -> str:
-    if not isinstance(value, str) or not _ENTRYPOINT_RE.match(value):
-        raise FormatError(
-            f"{what}: field 'entrypoint' must be a Rego reference like data.warden.decision, "
-            f"got {value!r}"
-        )
-    return value
-
-
-def _check_decision(value: Any, *, what: str) -> Convention:
-    try:
-        return Convention(value)
-    except ValueError:
-        allowed = ", ".join(c.value for c in Convention)
-        raise FormatError(
-            f"{what}: field 'decision' must be one of {allowed}; got {value!r}"
-        ) from None
-
-
-def _check_str(value: Any, field_name: str, *, what: str) -> str:
-    if not isinstance(value, str):
-        raise FormatError(f"{what}: field {field_name!r} must be a string, got {value!r}")
-    return value
-
-
-def _check_path(path: Any, *, what: str) -> str:
-    if (
-        not isinstance(path, str)
-        or not path.endswith(".rego")
-        or path.startswith("/")
-        or "\\" in path
-        or any(part in ("", ".", "..") for part in path.split("/"))
-    ):
-        raise FormatError(f"{what}: file path {path!r} must be a relative .rego path without '..'")
-    return path
-
-
-def _manifest_from_payload(obj: Any, *, what: str) -> Manifest:
-    if not isinstance(obj, dict):
-        raise FormatError(f"{what}: field 'manifest' must be an object")
-    unknown = set(obj) - _MANIFEST_KEYS
-    if unknown:
-        raise FormatError(f"{what}: unknown manifest key {sorted(unknown)[0]!r}")
-    missing = _MANIFEST_KEYS - set(obj)
-    if missing:
-        raise FormatError(f"{what}: missing manifest key {sorted(missing)[0]!r}")
-    return Manifest(
-        name=_check_name(obj["name"], what=what),
-        version=_check_version(obj["version"], what=what),
-        expires=parse_time(obj["expires"], what=f"{what}: field 'expires'"),
-        description=_check_str(obj["description"], "description", what=what),
-        entrypoint=_check_entrypoint(obj["entrypoint"], what=what),
-        decision=_check_decision(obj["decision"], what=what),
-    )
-
-
-# --- source directories -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BundleSource:
-    """A bundle source directory, read and checked (not compiled: see ``warden policy check``).
-
-    ``expires`` is either an absolute time or a duration resolved when the bundle is signed.
-    """
-
-    directory: Path
-    name: str
-    version: int
-    expires: datetime | str
-    description: str
-    entrypoint: str
-    decision: Convention
-    data: Mapping[str, Any]
-    files: Mapping[str, str]
-    origins: Mapping[str, Path] = field(default_factory=dict)
-
-    def manifest(self, now: datetime | None = None) -> Manifest:
-        """The manifest, with a relative ``expires`` resolved against ``now``."""
-        expires = self.expires
-        if isinstance(expires, str):
-            expires = (now or utcnow()) + parse_duration(
-                expires, what=f"{self.directory / MANIFEST_FILE}: field 'expires'"
-            )
-        return Manifest(
-            self.name, self.version, expires, self.description, self.entrypoint, self.decision
-        )
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise FormatError(f"{path}: not UTF-8 text") from exc
-    except OSError as exc:
-        raise FormatError(f"{path}: cannot read ({exc.strerror})") from exc
-
-
-def _rego_files(directory: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in directory.rglob("*.rego")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(directory).parts)
-    )
-
-
-def read_rego_dir(directory: str | Path) -> dict[str, str]:
-    """Every ``.rego`` file under ``directory`` (hidden ones skipped) as relative POSIX path →
-    text; a file that is not UTF-8 or cannot be read raises :class:`FormatError` naming it."""
-    d = Path(directory)
-    return {p.relative_to(d).as_posix(): _read_text(p) for p in _rego_files(d)}
-
-
-def _source_expires(value: Any, *, what: str) -> datetime | str:
-    if isinstance(value, datetime):  # YAML turns unquoted timestamps into datetimes
-        if value.tzinfo is None:
-            raise FormatError(f"{what}: field 'expires' {value} has no timezone; use UTC with 'Z'")
-        return value.astimezone(UTC)
-    if isinstance(value, date):
-        raise FormatError(f"{what}: field 'expires' must be a time with 'Z', got the date {value}")
-    if isinstance(value, str) and re.match(r"^\s*\d+\s*[smhdw]\s*$", value):
-        if not parse_duration(value, what=f"{what}: field 'expires'"):
-            # A bundle valid for zero seconds is expired when signed: refuse it here.
-            raise FormatError(f"{what}: field 'expires' {value.strip()!r} would expire at once")
-        return value.strip()
-    return parse_time(value, what=f"{what}: field 'expires'")
-
-
-def load_source(directory: str | Path) -> BundleSource:
-    """Read ``DIR/bundle.yaml`` and every ``.rego`` file; errors name the file and key."""
-    d = Path(directory)
-    mpath = d / MANIFEST_FILE
-    if not d.is_dir():
-        raise FormatError(f"{d}: not a directory (a policy bundle source is a directory)")
-    if not mpath.is_file():
-        raise FormatError(f"{mpath}: missing; a bundle directory needs a {MANIFEST_FILE}")
-    what = str(mpath)
-    # Strict: a repeated key (a second ``min_accuracy`` or ``version``) is refused, never
-    # silently resolved to the last one.
-    obj = strict_yaml.load(_read_text(mpath), source=what)
-    if not isinstance(obj, dict):
-        raise FormatError(f"{what}: expected a mapping of manifest keys")
-    unknown = set(obj) - _SOURCE_KEYS
-    if unknown:
-        raise FormatError(
-            f"{what}: unknown key {sorted(map(str, unknown))[0]!r}",
-            hint="allowed keys: " + ", ".join(sorted(_SOURCE_KEYS)),
-        )
-    for required in ("name", "version", "expires", "entrypoint"):
-        if required not in obj:
-            raise FormatError(f"{what}: missing key {required!r}")
-    data = obj.get("data") or {}
-    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
-        raise FormatError(f"{what}: field 'data' must be a mapping with string keys")
-    canonical_json(data)  # refuses NaN, infinities, dates and other non-JSON values early
-    files: dict[str, str] = {}
-    origins: dict[str, Path] = {}
-    for p in _rego_files(d):
-        rel = p.relative_to(d).as_posix()
-        files[rel] = _read_text(p)
-        origins[rel] = p
-    include = obj.get("include") or []
-    if not isinstance(include, list) or not all(isinstance(i, str) for i in include):
-        raise FormatError(f"{what}: field 'include' must be a list of directories")
-    for inc in include:
-        idir = (d / inc).resolve()
-        if not idir.is_dir():
-            raise FormatError(f"{what}: include {inc!r}: {idir} is not a directory")
-        for p in _rego_files(idir):
-            rel = f"{idir.name}/{p.relative_to(idir).as_posix()}"
-            if rel in files:
-                raise FormatError(f"{what}: include {inc!r}: {rel} is already in the bundle")
-            files[rel] = _read_text(p)
-            origins[rel] = p
-    if not any(not f.endswith("_test.rego") for f in files):
-        raise FormatError(f"{d}: no .rego policy module found")
-    return BundleSource(
-        directory=d,
-        name=_check_name(obj["name"], what=what),
-        version=_check_version(obj["version"], what=what),
-        expires=_source_expires(obj["expires"], what=what),
-        description=_check_str(obj.get("description", ""), "description", what=what),
-        entrypoint=_check_entrypoint(obj["entrypoint"], what=what),
-        decision=_check_decision(obj.get("decision", Convention.DOCUMENT.value), what=what),
-        data=MappingProxyType(data),
-        files=MappingProxyType(files),
-        origins=MappingProxyType(origins),
-    )
 
 
 def build_payload(source: BundleSource, *, now: datetime | None = None) -> bytes:
@@ -380,8 +166,9 @@ def cosign(envelope: dsse.Envelope, key: SigningKey, *, what: str = "bundle") ->
     return dsse.add_signature(envelope, key)
 
 
-def load_bundle_file(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> dsse.Envelope:
-    """Read a ``.bundle`` file, refusing oversize files before parsing them."""
+def read_bundle_file(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The exact bytes of a ``.bundle`` file (what :meth:`PolicyBundle.from_envelope` takes),
+    refusing an oversize file before reading it."""
     p = Path(path)
     try:
         size = p.stat().st_size
@@ -390,27 +177,24 @@ def load_bundle_file(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
     except OSError as exc:
         raise FormatError(f"{p}: cannot read ({exc.strerror})") from exc
     _check_size(size, max_bytes, what=str(p))
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise FormatError(f"{p}: cannot read ({exc.strerror})") from exc
-    return dsse.Envelope.from_json(data, what=str(p))
+    return read_file(p)
+
+
+def load_bundle_file(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> dsse.Envelope:
+    """Read and parse a ``.bundle`` file (unverified; for cosigning), refusing oversize files
+    before parsing them."""
+    return dsse.Envelope.from_json(read_bundle_file(path, max_bytes=max_bytes), what=str(path))
 
 
 # --- parsed bundles ---------------------------------------------------------------------------
 
 
 def _parse_payload(payload: bytes, *, what: str) -> tuple[Manifest, dict[str, Any], dict[str, str]]:
-    obj = loads_object(payload, what=f"{what}: payload")
-    unknown = set(obj) - _PAYLOAD_KEYS
-    if unknown:
-        raise FormatError(f"{what}: unknown payload key {sorted(unknown)[0]!r}")
-    missing = _PAYLOAD_KEYS - set(obj)
-    if missing:
-        raise FormatError(f"{what}: missing payload key {sorted(missing)[0]!r}")
-    if obj["schema"] != BUNDLE_SCHEMA:
-        raise FormatError(f"{what}: schema is {obj['schema']!r}, expected {BUNDLE_SCHEMA!r}")
-    manifest = _manifest_from_payload(obj["manifest"], what=what)
+    obj = check_fields(
+        load_canonical_object(payload, what=what), _PAYLOAD_KEYS, what=what, noun="payload key"
+    )
+    check_schema(obj["schema"], BUNDLE_SCHEMA, what=what)
+    manifest = manifest_from_payload(obj["manifest"], what=what)
     data = obj["data"]
     if not isinstance(data, dict):
         raise FormatError(f"{what}: field 'data' must be an object")
@@ -419,47 +203,38 @@ def _parse_payload(payload: bytes, *, what: str) -> tuple[Manifest, dict[str, An
         raise FormatError(f"{what}: field 'files' must be a non-empty object")
     files: dict[str, str] = {}
     for path, entry in files_obj.items():
-        _check_path(path, what=what)
+        check_rego_path(path, what=what)
+        where = f"{what}: files[{path!r}]"
         if not isinstance(entry, dict) or set(entry) != _FILE_KEYS:
-            raise FormatError(f"{what}: files[{path!r}] must be {{'sha256', 'text'}}")
-        digest, text = entry["sha256"], entry["text"]
-        if not isinstance(digest, str) or not _HEX64_RE.match(digest):
-            raise FormatError(f"{what}: files[{path!r}].sha256 is not a hex SHA-256")
-        if not isinstance(text, str):
-            raise FormatError(f"{what}: files[{path!r}].text must be a string")
+            raise FormatError(f"{where} must be {{'sha256', 'text'}}")
+        digest = check_hex64(entry["sha256"], what=f"{where}.sha256 (a hex SHA-256)")
+        text = check_str(entry["text"], what=f"{where}.text")
         actual = sha256_hex(text.encode("utf-8"))
         if actual != digest:
             raise DigestMismatchError(
                 f"{what}: file {path} hashes to {actual[:16]}…, the manifest says {digest[:16]}…"
             )
         files[path] = text
-    if canonical_json(obj) != payload:
-        raise FormatError(f"{what}: payload is not in canonical JSON form (RFC 8785)")
     return manifest, data, files
 
 
-def _check_envelope(envelope: dsse.Envelope, max_bytes: int, *, what: str) -> None:
+def _check_envelope(data: bytes, max_bytes: int, *, what: str) -> dsse.Envelope:
     """Size and payload type: the checks before anything in the envelope is looked at."""
-    size = len(envelope.raw) if envelope.raw is not None else len(envelope.to_json())
-    _check_size(size, max_bytes, what=what)
-    if envelope.payload_type != BUNDLE_PAYLOAD_TYPE:
-        raise FormatError(
-            f"{what}: payloadType is {envelope.payload_type!r}, expected {BUNDLE_PAYLOAD_TYPE!r}"
-        )
+    _check_size(len(dsse.check_bytes(data, what=what)), max_bytes, what=what)
+    envelope = dsse.from_bytes(data, what=what)
+    check_payload_type(envelope.payload_type, BUNDLE_PAYLOAD_TYPE, what=what)
+    return envelope
 
 
 @dataclass(frozen=True)
-class PolicyBundle:
-    """A parsed policy bundle. Build it with :meth:`from_envelope` to trust it."""
+class _BundleContent:
+    """What a bundle holds, verified or not (the fields both bundle types share)."""
 
     manifest: Manifest
     data: Mapping[str, Any]
     files: Mapping[str, str]
     digest: Sha256
     payload: bytes = field(repr=False)
-    envelope: dsse.Envelope | None = field(default=None, repr=False)
-    signers: frozenset[KeyId] = frozenset()
-    signature_verified: bool = False
 
     @property
     def name(self) -> str:
@@ -476,10 +251,34 @@ class PolicyBundle:
         """Policy modules (every ``.rego`` file except ``*_test.rego``)."""
         return {p: t for p, t in self.files.items() if not p.endswith("_test.rego")}
 
+
+def _content(payload: bytes, *, what: str) -> _BundleContent:
+    manifest, data, files = _parse_payload(payload, what=what)
+    return _BundleContent(
+        manifest, MappingProxyType(data), MappingProxyType(files), sha256_hex(payload), payload
+    )
+
+
+@dataclass(frozen=True)
+class PolicyBundle(_BundleContent):
+    """A verified policy bundle. Built only by :meth:`from_envelope`.
+
+    ``envelope`` is parsed from the exact bytes verified; ``signers`` are the distinct
+    ``policy``-role keys whose signature verified.
+    """
+
+    envelope: dsse.Envelope = field(repr=False, kw_only=True)
+    signers: frozenset[KeyId] = field(kw_only=True)
+    _: KW_ONLY
+    _token: InitVar[object] = None
+
+    def __post_init__(self, _token: object) -> None:
+        require_token(_token, type(self), "PolicyBundle.from_envelope")
+
     @classmethod
     def from_envelope(
         cls,
-        envelope: dsse.Envelope,
+        data: bytes,
         root: TrustRoot,
         *,
         last_version: int | None = None,
@@ -487,10 +286,12 @@ class PolicyBundle:
         max_bytes: int = DEFAULT_MAX_BYTES,
         what: str = "bundle",
     ) -> PolicyBundle:
-        """Verify a signed bundle against ``root`` and return it; raise on any failure."""
-        _check_envelope(envelope, max_bytes, what=what)
+        """Verify the exact envelope bytes ``data`` against ``root``; raise on any failure
+        (anything but ``bytes`` included)."""
+        envelope = _check_envelope(data, max_bytes, what=what)
         signers = root.verify_role(envelope, "policy", payload_type=BUNDLE_PAYLOAD_TYPE, what=what)
-        manifest, data, files = _parse_payload(envelope.payload, what=what)
+        c = _content(envelope.payload, what=what)
+        manifest = c.manifest
         now = now or utcnow()
         if manifest.expires <= now:
             raise ExpiredError(
@@ -505,51 +306,46 @@ class PolicyBundle:
                 hint="a replayed old bundle is refused; publish a version ≥ the current one",
             )
         return cls(
-            manifest,
-            MappingProxyType(data),
-            MappingProxyType(files),
-            sha256_hex(envelope.payload),
-            envelope.payload,
-            envelope,
-            signers,
-            True,
+            c.manifest,
+            c.data,
+            c.files,
+            c.digest,
+            c.payload,
+            envelope=envelope,
+            signers=signers,
+            _token=TOKEN,
         )
 
-    @classmethod
-    def unverified(
-        cls,
-        envelope: dsse.Envelope,
-        *,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-        what: str = "bundle",
-    ) -> PolicyBundle:
-        """Parse a bundle and check its size, format and file digests — NOT its signatures.
 
-        For inspection (``warden policy show``) and explicitly unverified evaluation only.
-        """
-        _check_envelope(envelope, max_bytes, what=what)
-        manifest, data, files = _parse_payload(envelope.payload, what=what)
-        return cls(
-            manifest,
-            MappingProxyType(data),
-            MappingProxyType(files),
-            sha256_hex(envelope.payload),
-            envelope.payload,
-            envelope,
-        )
+@dataclass(frozen=True)
+class UnverifiedPolicyBundle(_BundleContent):
+    """A bundle whose size, format and file digests were checked — NOT its signatures.
+
+    For inspection (``warden policy show``), source directories and the explicitly unverified
+    ``warden policy eval --skip-signature``; the engine evaluates one only through
+    :meth:`~trust.policy.engine.PolicyEngine.for_unverified`. ``envelope`` is ``None`` for a
+    bundle built from a source directory.
+    """
+
+    envelope: dsse.Envelope | None = field(default=None, repr=False, kw_only=True)
 
     @classmethod
-    def from_source(cls, directory: str | Path, *, now: datetime | None = None) -> PolicyBundle:
+    def from_bytes(
+        cls, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, what: str = "bundle"
+    ) -> UnverifiedPolicyBundle:
+        """Parse envelope bytes and check size, format and file digests, not signatures."""
+        envelope = _check_envelope(data, max_bytes, what=what)
+        c = _content(envelope.payload, what=what)
+        return cls(c.manifest, c.data, c.files, c.digest, c.payload, envelope=envelope)
+
+    @classmethod
+    def from_source(
+        cls, directory: str | Path, *, now: datetime | None = None
+    ) -> UnverifiedPolicyBundle:
         """An unsigned bundle straight from a source directory (development and tests)."""
         source = load_source(directory)
         payload = build_payload(source, now=now)
-        manifest, data, files = _parse_payload(payload, what=str(directory))
-        if not files:
+        c = _content(payload, what=str(directory))
+        if not c.files:
             raise PolicyError(f"{directory}: no Rego files")
-        return cls(
-            manifest,
-            MappingProxyType(data),
-            MappingProxyType(files),
-            sha256_hex(payload),
-            payload,
-        )
+        return cls(c.manifest, c.data, c.files, c.digest, c.payload)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from trust.errors import PolicyError
 from trust.policy import _rego
-from trust.policy.bundle import BundleSource, PolicyBundle, load_source
+from trust.policy.bundle import BundleSource, UnverifiedPolicyBundle, load_source
 from trust.policy.engine import PolicyEngine
 from trust.policy.testing import discover_tests
 from trust.policy.worker import PolicyWorker
@@ -62,9 +62,10 @@ def check_directory(directory: str | Path) -> CheckReport:
                 problems.append(_locate(diag, source))
     if problems:
         raise PolicyError(f"{directory}: {len(problems)} problem(s):\n  " + "\n  ".join(problems))
-    bundle = PolicyBundle.from_source(directory)
-    # Both compilations run in a bounded worker (trust.policy.worker), like evaluation.
-    with PolicyEngine(bundle) as engine:
+    bundle = UnverifiedPolicyBundle.from_source(directory)
+    # Both compilations run in a bounded worker (trust.policy.worker), like evaluation. A source
+    # directory is unsigned by nature and nothing is decided here: compile only.
+    with PolicyEngine.for_unverified(bundle) as engine:
         compile_seconds = engine.compile_seconds
     tests = discover_tests(bundle.files)
     if tests:

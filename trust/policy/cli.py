@@ -4,8 +4,12 @@
 exits 0 when allowed, 1 when denied, 2 on any error (bad input, bad bundle, failed
 verification, a policy error). Evaluating a signed ``.bundle`` file requires ``--root`` (the
 bundle is verified first) unless ``--skip-signature`` is given explicitly; a source directory
-is evaluated as is. In both unverified cases the file digests are still checked, a warning goes
-to stderr, and the decision says ``"signature_verified": false``.
+is evaluated as is. In both unverified cases the bundle is an
+:class:`~trust.policy.bundle.UnverifiedPolicyBundle` (file digests still checked), evaluated
+only through ``PolicyEngine.for_unverified``; a warning goes to stderr, and the decision says
+``"signature_verified": false``. ``policy show`` and ``policy test`` without ``--root`` (or on a
+source directory) use the same unverified type and say so (``show``: ``"signature_verified":
+false``; ``test``: a warning on stderr for a signed file).
 
 ``warden policy eval --query Q`` prints ``{"query", "defined", "result"}`` instead of a decision
 and exits 0 when the result is defined and not ``false``, 1 when it is ``false`` or undefined
@@ -41,8 +45,10 @@ from trust.keys import SigningKey
 from trust.policy.bundle import (
     DEFAULT_MAX_BYTES,
     PolicyBundle,
+    UnverifiedPolicyBundle,
     cosign,
     load_bundle_file,
+    read_bundle_file,
     read_rego_dir,
     sign_source,
 )
@@ -52,29 +58,42 @@ from trust.timeutil import format_time
 __all__ = ["register"]
 
 
-def _load_bundle(args: argparse.Namespace, *, require_root: bool) -> PolicyBundle:
+def _verified_bundle(args: argparse.Namespace, path: Path) -> PolicyBundle:
+    """The .bundle file ``path`` verified against ``--root``."""
+    if path.is_dir():
+        raise UsageError(f"{path}: a source directory is not signed; sign it, then verify")
+    return PolicyBundle.from_envelope(
+        read_bundle_file(path, max_bytes=args.max_bytes),
+        TrustRoot.load(args.root),
+        last_version=getattr(args, "last_version", None),
+        max_bytes=args.max_bytes,
+        what=str(path),
+    )
+
+
+def _load_bundle(
+    args: argparse.Namespace, *, require_root: bool
+) -> PolicyBundle | UnverifiedPolicyBundle:
     """A source directory (unsigned) or a .bundle file, verified when --root is given."""
     path = Path(args.bundle)
-    if path.is_dir():
-        if getattr(args, "root", None):
-            raise UsageError(f"{path}: a source directory is not signed; sign it, then verify")
-        return PolicyBundle.from_source(path)
-    env = load_bundle_file(path, max_bytes=args.max_bytes)
     if getattr(args, "root", None):
-        root = TrustRoot.load(args.root)
-        return PolicyBundle.from_envelope(
-            env,
-            root,
-            last_version=getattr(args, "last_version", None),
-            max_bytes=args.max_bytes,
-            what=str(path),
-        )
+        return _verified_bundle(args, path)
+    if path.is_dir():
+        return UnverifiedPolicyBundle.from_source(path)
     if require_root:
         raise UsageError(
             f"{path}: refusing to use a signed bundle without checking its signatures",
             hint="pass --root root.json (or --skip-signature to evaluate it unverified)",
         )
-    return PolicyBundle.unverified(env, max_bytes=args.max_bytes, what=str(path))
+    return UnverifiedPolicyBundle.from_bytes(
+        read_bundle_file(path, max_bytes=args.max_bytes), max_bytes=args.max_bytes, what=str(path)
+    )
+
+
+def _warn_unverified(bundle: PolicyBundle | UnverifiedPolicyBundle, path: str) -> None:
+    """Say on stderr that a signed bundle file is used with its signatures unchecked."""
+    if isinstance(bundle, UnverifiedPolicyBundle) and bundle.envelope is not None:
+        print(f"warning: signature of {path} NOT checked (file digests were)", file=sys.stderr)
 
 
 # The compiler and test runner load regopy (rego-cpp); they are imported by the commands that
@@ -102,6 +121,7 @@ def _test(args: argparse.Namespace) -> int:
         data: dict[str, Any] = {}
     else:
         bundle = _load_bundle(args, require_root=False)
+        _warn_unverified(bundle, args.bundle)
         files, data = dict(bundle.files), dict(bundle.data)
     results = run_tests(files, data, limits=evaluation_limits(args))
     if not results:
@@ -158,7 +178,10 @@ def _sign(args: argparse.Namespace) -> int:
     check_directory(args.dir)  # never sign a bundle that does not compile
     env = sign_source(args.dir, [k for _, k in signers], max_bytes=args.max_bytes)
     write_atomic(args.out, env.to_json(), flag="--out")
-    bundle = PolicyBundle.unverified(env, max_bytes=args.max_bytes, what=args.out)
+    # Just signed here, so only its shape is re-read for the summary.
+    bundle = UnverifiedPolicyBundle.from_bytes(
+        env.to_json(), max_bytes=args.max_bytes, what=args.out
+    )
     print(
         f"signed {bundle.name} v{bundle.version} ({len(bundle.files)} files) by "
         f"{len(env.signatures)} key(s) -> {args.out}"
@@ -185,7 +208,7 @@ def _cosign(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    bundle = _load_bundle(args, require_root=True)
+    bundle = _verified_bundle(args, Path(args.bundle))
     root = TrustRoot.load(args.root)
     role = root.role("policy")
     print(
@@ -214,13 +237,18 @@ def _eval(args: argparse.Namespace) -> int:
     # "could not decide" (2), and neither may pass.
     try:
         bundle = _load_bundle(args, require_root=not args.skip_signature)
-        if not bundle.signature_verified:
+        if isinstance(bundle, UnverifiedPolicyBundle):
             print(
                 f"warning: signature of {args.bundle} NOT checked (file digests were)",
                 file=sys.stderr,
             )
         input_doc = _read_input(args.input)
-        engine = PolicyEngine(bundle, limits=evaluation_limits(args))
+        limits = evaluation_limits(args)
+        engine = (
+            PolicyEngine(bundle, limits=limits)
+            if isinstance(bundle, PolicyBundle)
+            else PolicyEngine.for_unverified(bundle, limits=limits)
+        )
         if args.query:
             missing = object()
             value = engine.query(args.query, input_doc, undefined=missing)
@@ -248,11 +276,11 @@ def _show(args: argparse.Namespace) -> int:
         "digest": bundle.digest,
         "data": dict(bundle.data),
         "files": {p: len(t.encode("utf-8")) for p, t in sorted(bundle.files.items())},
-        "signature_verified": bundle.signature_verified,
+        "signature_verified": isinstance(bundle, PolicyBundle),
     }
     if bundle.envelope is not None:
         info["signatures"] = list(bundle.envelope.signer_ids)
-    if bundle.signature_verified:
+    if isinstance(bundle, PolicyBundle):
         info["verified_signers"] = sorted(bundle.signers)
     print(json.dumps(info, indent=2))
     return 0

@@ -16,6 +16,11 @@ Invariants:
 * Evaluation is bounded: it runs in a worker process (see :mod:`trust.policy.worker`) with a
   wall-clock timeout and a memory ceiling, and hitting either is a :class:`PolicyError`
   ("could not decide"), never an allow and never a dead or hung caller.
+* Only a verified :class:`~trust.policy.bundle.PolicyBundle` is evaluated by
+  ``PolicyEngine(bundle)``; anything else raises :class:`~trust.errors.UnverifiedError`. An
+  :class:`~trust.policy.bundle.UnverifiedPolicyBundle` needs the separately named
+  :meth:`PolicyEngine.for_unverified` (the CLI's explicit unverified paths), and its decisions
+  say ``signature_verified: false``.
 * One engine may be shared between threads: requests to its worker are serialised by a lock,
   because a rego-cpp interpreter holds the current input.
 """
@@ -29,9 +34,9 @@ from datetime import datetime
 from typing import Any
 
 from trust.canonical import canonical_json, sha256_hex
-from trust.errors import FormatError, PolicyError
+from trust.errors import FormatError, PolicyError, UnverifiedError
 from trust.policy import _rego, worker
-from trust.policy.bundle import PolicyBundle
+from trust.policy.bundle import PolicyBundle, UnverifiedPolicyBundle
 from trust.policy.decision import Convention, Decision, Severity, Violation
 from trust.policy.worker import EvaluationLimits
 from trust.timeutil import utcnow
@@ -104,8 +109,47 @@ class PolicyEngine:
     """
 
     def __init__(self, bundle: PolicyBundle, *, limits: EvaluationLimits | None = None) -> None:
-        """Compile ``bundle``; raise :class:`PolicyError` naming file:line on any error."""
-        self.bundle = bundle
+        """Compile the verified ``bundle``; raise :class:`PolicyError` naming file:line on any
+        error, and :class:`UnverifiedError` for anything but a verified :class:`PolicyBundle`.
+        """
+        if not isinstance(bundle, PolicyBundle):
+            raise UnverifiedError(
+                f"the policy engine evaluates only a verified bundle, got "
+                f"{type(bundle).__name__}",
+                hint="verify it with PolicyBundle.from_envelope (or use "
+                "PolicyEngine.for_unverified where unverified evaluation is explicitly asked)",
+            )
+        self._start(bundle, limits, verified=True)
+
+    @classmethod
+    def for_unverified(
+        cls, bundle: UnverifiedPolicyBundle, *, limits: EvaluationLimits | None = None
+    ) -> PolicyEngine:
+        """An engine for a bundle whose signatures were NOT checked (its digests were).
+
+        Only for paths where the user explicitly asked for it (``warden policy eval
+        --skip-signature`` or on a source directory, ``policy check``); every decision says
+        ``signature_verified: false``.
+        """
+        if not isinstance(bundle, UnverifiedPolicyBundle):
+            raise PolicyError(
+                f"PolicyEngine.for_unverified takes an UnverifiedPolicyBundle, got "
+                f"{type(bundle).__name__}",
+                hint="a verified PolicyBundle goes to PolicyEngine(bundle)",
+            )
+        engine = cls.__new__(cls)
+        engine._start(bundle, limits, verified=False)
+        return engine
+
+    def _start(
+        self,
+        bundle: PolicyBundle | UnverifiedPolicyBundle,
+        limits: EvaluationLimits | None,
+        *,
+        verified: bool,
+    ) -> None:
+        self.bundle: PolicyBundle | UnverifiedPolicyBundle = bundle
+        self.signature_verified = verified
         what = f"bundle {bundle.name} v{bundle.version}"
         modules = bundle.modules
         entrypoint = bundle.manifest.entrypoint
@@ -200,7 +244,7 @@ class PolicyEngine:
             input_sha256=sha256_hex(encoded),
             evaluated_at=now or utcnow(),
             duration_ms=(time.perf_counter() - started) * 1000.0,
-            signature_verified=self.bundle.signature_verified,
+            signature_verified=self.signature_verified,
         )
 
     def query(self, query: str, input_doc: Any, *, undefined: Any = None) -> Any:

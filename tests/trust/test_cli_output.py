@@ -1,37 +1,31 @@
-"""Issue 8 corrections to the trust CLI that are not a single bad-input row.
+"""What the trust CLI writes: help as plain text, a broken pipe told apart by where it came
+from, and files written atomically (never half-written, never a temporary file left behind).
 
-The refusals themselves are rows of ``tests/bad_input/test_trust_table.py``; here: what
-``--force`` and ``--previous`` allow, that help reads as plain text, what a broken pipe means,
-and that the shared writer never leaves a half-written or temporary file behind.
+Regressions of issue 8, items 16 (one output check, one atomic writer) and 21 (group help
+showed reStructuredText markup).
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
-import hashlib
 import io
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 import trust.cli.key
-from trust import keys
+from tests.bad_input._table import run_warden
 from trust.cli import _common
 from trust.cli.main import HelpFormatter, main, rst_to_text
 from trust.errors import UsageError
-from trust.policy.bundle import PolicyBundle, load_bundle_file, sign_source
-from trust.root import Role, RootMetadata, TrustRoot, load_envelope
-from trust.timeutil import utcnow
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "policies" / "examples" / "model_governance"
 WARDEN = Path(sys.executable).parent / "warden"
 
 Run = Callable[..., tuple[int, str, str]]
@@ -39,86 +33,11 @@ Run = Callable[..., tuple[int, str, str]]
 
 @pytest.fixture
 def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    def _run(*argv: str) -> tuple[int, str, str]:
-        try:
-            code = main(list(argv))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return _run
+    """``run(*argv)``: ``warden ARGV`` in-process -> (exit code, stdout, stderr)."""
+    return lambda *argv: run_warden(argv, capsys)
 
 
-def _key(name: str) -> keys.SigningKey:
-    return keys.SigningKey.from_seed(hashlib.sha256(f"corrections-{name}".encode()).digest())
-
-
-@pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, keys.SigningKey]:
-    """r1, r2 (root v1), r3 (root v2 only), o1..o3 (policy), hub; root.json v1; b.bundle."""
-    monkeypatch.chdir(tmp_path)
-    ks = {n: _key(n) for n in ("r1", "r2", "r3", "o1", "o2", "o3", "hub")}
-    for n, k in ks.items():
-        keys.save_private(k, tmp_path / f"{n}.key")
-    meta = RootMetadata(
-        version=1,
-        expires=utcnow() + timedelta(days=30),
-        keys={k.key_id: k.public for k in ks.values()},
-        roles={
-            "root": Role((ks["r1"].key_id, ks["r2"].key_id), 2),
-            "policy": Role(tuple(ks[n].key_id for n in ("o1", "o2", "o3")), 2),
-            "hub": Role((ks["hub"].key_id,), 1),
-        },
-    )
-    (tmp_path / "root.json").write_bytes(meta.envelope([ks["r1"], ks["r2"]]).to_json())
-    (tmp_path / "b.bundle").write_bytes(sign_source(EXAMPLE, [ks["o1"]]).to_json())
-    return ks
-
-
-# --- item 19: --force, --previous, and keys that do count ----------------------------------
-
-
-def test_root_sign_force_adds_an_outsider_signature_with_a_warning(run: Run, world) -> None:
-    code, _, err = run("root", "sign", "root.json", "--key", "o1.key", "--force")
-    assert code == 0, err
-    assert re.search(rf"^warning: .*{world['o1'].key_id} is not in the 'root' role", err, re.M)
-    assert world["o1"].key_id in load_envelope("root.json").signer_ids
-
-
-def test_old_root_key_signs_a_rotation_only_with_previous(run: Run, world) -> None:
-    code, _, err = run("root", "rotate", "root.json", "--root-key", "r2.key", "--root-key",
-                       "r3.key", "--out", "root-v2.json", "--sign", "r1.key", "--sign", "r3.key")
-    assert code == 0, err  # rotate knows the old root: r1 (v1 only) may sign
-    code, _, err = run("root", "sign", "root-v2.json", "--key", "r1.key")
-    assert code == 2 and "--previous" in err, err  # r1 is not a v2 root key
-    code, _, err = run("root", "sign", "root-v2.json", "--key", "r2.key", "--previous",
-                       "root.json")
-    assert code == 0, err
-    v1 = TrustRoot.load("root.json")
-    assert v1.rotate(load_envelope("root-v2.json")).version == 2
-
-
-def test_policy_cosign_with_a_policy_key_and_root(run: Run, world) -> None:
-    code, out, err = run("policy", "cosign", "b.bundle", "--key", "o2.key", "--root", "root.json")
-    assert code == 0 and "1 signature(s) added, 2 in total" in out, err
-    bundle = PolicyBundle.from_envelope(load_bundle_file("b.bundle"), TrustRoot.load("root.json"))
-    assert bundle.signers == {world["o1"].key_id, world["o2"].key_id}
-
-
-def test_policy_cosign_force_with_an_outsider_key_warns(run: Run, world) -> None:
-    code, _, err = run("policy", "cosign", "b.bundle", "--key", "r1.key", "--root", "root.json",
-                       "--force")
-    assert code == 0, err
-    assert re.search(rf"^warning: .*{world['r1'].key_id} is not in the 'policy' role", err, re.M)
-    code, _, err = run("policy", "cosign", "b.bundle", "--key", "o3.key", "--force")
-    assert code == 0 and "NOT checked" in err, err
-    assert set(load_bundle_file("b.bundle").signer_ids) == {
-        world[n].key_id for n in ("o1", "r1", "o3")
-    }
-
-
-# --- item 21: group help is plain text -----------------------------------------------------
+# --- group help is plain text -----------------------------------------------------------
 
 GROUPS = ("key", "root", "policy", "approval", "check", "profile", "agent", "hub")
 RST = re.compile(r"``|:(?:class|mod|func|meth|attr|data|exc|obj|ref|doc):`|`_\b|\*\*\w")
@@ -157,6 +76,7 @@ def test_help_formatter_keeps_examples_and_tables_as_written() -> None:
         epilog="example:\n  warden a --very-long-flag value --another-long-flag value2 x",
     )
     formatter = parser._get_formatter()
+    assert isinstance(formatter, HelpFormatter)
     formatter._width = 40
     text = HelpFormatter._fill_text(formatter, parser.description or "", 40, "")
     assert "Commands:\n  a    first\n  b    second" in text
@@ -166,7 +86,7 @@ def test_help_formatter_keeps_examples_and_tables_as_written() -> None:
     assert epilog == parser.epilog
 
 
-# --- extra: a broken pipe is "the reader went away" only when it is stdout -------------------
+# --- a broken pipe is "the reader went away" only when it is stdout -------------------
 
 
 def test_reader_going_away_exits_0_quietly(tmp_path: Path) -> None:
@@ -222,7 +142,7 @@ def test_broken_pipe_to_a_child_with_a_live_stdout_pipe(
     assert "error: broken pipe" in capsys.readouterr().err
 
 
-# --- item 16: one output check, one atomic writer -------------------------------------------
+# --- one output check, one atomic writer ------------------------------------------------
 
 
 def test_write_atomic_leaves_no_temporary_file_when_the_rename_fails(
@@ -234,7 +154,7 @@ def test_write_atomic_leaves_no_temporary_file_when_the_rename_fails(
     def fail(src: object, dst: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(_common.os, "replace", fail)
+    monkeypatch.setattr("trust.cli._common.os.replace", fail)
     with pytest.raises(UsageError, match=r"out\.bundle: cannot write \(No space left"):
         _common.write_atomic(target, b"new")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bundle"]
@@ -269,7 +189,7 @@ def test_key_file_is_never_left_half_written_when_the_disk_fills(
     def disk_full(fd: int, data: object) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(keys.os, "write", disk_full)
+    monkeypatch.setattr("trust.keys.os.write", disk_full)
     code, _, err = run("key", "generate", "--out", "officer.key")
     assert code == 2 and "officer.key: cannot write (No space left" in err, err
     assert list(tmp_path.iterdir()) == []

@@ -1,7 +1,7 @@
-"""Regression tests for the reviewer's findings on models, performance and data reading.
+"""Model predictions, performance edge cases and data reading, against scikit-learn.
 
-Each test compares against scikit-learn (or the other file format) and failed before the
-fix it guards: positive-class column, integer multiclass models, float32 ONNX
+Each test compares against scikit-learn (or the other file format) and covers one case that
+once went wrong: positive-class column, integer multiclass models, float32 ONNX
 probabilities, constant regression targets, CSV null words, late floats in an int column,
 model failures, out-of-range scores, a third binary value, and the small-group default.
 """
