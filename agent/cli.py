@@ -20,6 +20,7 @@ from typing import Any
 
 from trust.cli.argtypes import add_limit_options, evaluation_limits, positive_int
 from trust.cli.main import add_command, add_group
+from trust.cli.options import add_root_option
 from trust.errors import EXIT_USER_ERROR, UsageError, WardenError
 
 __all__ = ["register"]
@@ -141,7 +142,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     decide.add_argument("--evidence", required=True, metavar="FILE", help="from 'warden check run'")
     decide.add_argument("--bundle", required=True, metavar="FILE", help="signed policy bundle")
-    decide.add_argument("--root", required=True, metavar="FILE", help="pinned trust root")
+    add_root_option(decide, required=True, help="pinned trust root")
     decide.add_argument(
         "--last-version", type=positive_int, metavar="N",
         help="last accepted bundle version (rollback)"

@@ -1,7 +1,10 @@
 """Tabular data access for the checks: CSV and Parquet, read in column chunks.
 
 The checks never see a file; they see NumPy arrays. This module is the only place that opens
-validation data, and it keeps these invariants:
+validation data (format dispatch, chunked iteration, whole-column reads); what a column
+becomes is decided in :mod:`agent.columns`, labels are validated in :mod:`agent.labels` and
+sensitive values become groups in :mod:`agent.groups` (all re-exported here, so
+``from agent.data import binary_labels`` keeps working). It keeps these invariants:
 
 * columns are read by name and only the columns asked for; a missing column is a
   :class:`~trust.errors.DataError` naming the file, the column and the columns that exist;
@@ -15,14 +18,14 @@ validation data, and it keeps these invariants:
   header not counted) and showing the bytes;
 * numeric columns arrive as ``float64``/``int64``/``bool`` arrays (integers with nulls become
   ``float64`` with NaN); string and dictionary columns arrive as ``object`` arrays of ``str``
-  with ``None`` for nulls;
+  with ``None`` for nulls (:mod:`agent.columns`);
 * chunks never exceed ``chunk_rows`` rows, so memory stays bounded by the chunk size times
   the number of requested columns whatever the file size;
 * in CSV only an empty field is null: ``NA``, ``null``, ``N/A`` are text values, as in
   Parquet, so both formats give the same evidence; a column Arrow typed ``int64`` from the
   first block that later holds a fraction is re-read as ``float64`` (not refused);
 * a sensitive-feature value that is null or NaN becomes the explicit group
-  :data:`MISSING_GROUP`; it is never dropped;
+  :data:`MISSING_GROUP`; it is never dropped (:mod:`agent.groups`);
 * :func:`read_column` and :class:`ColumnReader` give one whole column at a time, for checks
   that need all rows of a column (drift): memory is that column, not the file.
 
@@ -31,7 +34,6 @@ Format dispatch is by suffix: ``.csv`` (optionally ``.csv.gz``), ``.parquet`` or
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -41,10 +43,23 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from agent.columns import (
+    ColumnKind,
+    Unconvertible,
+    array_values,
+    check_columns,
+    check_scalar,
+    check_unique,
+    column_kind,
+    concat,
+    missing_column,
+    to_numpy,
+)
+from agent.groups import MISSING_GROUP, factorize, group_labels
+from agent.labels import binary_labels, require_numeric
 from trust.errors import DataError
 
 __all__ = [
@@ -66,8 +81,6 @@ __all__ = [
 ]
 
 DEFAULT_CHUNK_ROWS = 262_144
-MISSING_GROUP = "missing"
-ColumnKind = Literal["num", "cat"]
 
 _CSV_BLOCK_BYTES = 1 << 24  # 16 MiB of CSV text per block: big enough that type inference
 # on the first block sees a representative sample, small enough to keep memory flat.
@@ -129,7 +142,7 @@ def _csv_error(p: Path, columns: Sequence[str] | None, exc: Exception) -> DataEr
         available = _csv_header(p)
         missing = [c for c in (columns or ()) if c not in available]
         if missing:
-            return _missing_column(p, missing[0], available)
+            return missing_column(p, missing[0], available)
     first = text.splitlines()[0] if text else type(exc).__name__
     return DataError(f"{p}: cannot read CSV: {first}")
 
@@ -168,14 +181,6 @@ def _utf8_hint(p: Path) -> str:
     return _UTF8_HINT_PARQUET if file_format(p) == "parquet" else _UTF8_HINT
 
 
-def _missing_column(p: Path | str, column: str, available: Sequence[str]) -> DataError:
-    shown = ", ".join(available[:30]) + (", ..." if len(available) > 30 else "")
-    return DataError(
-        f"{p}: no column '{column}' (available: {shown or 'none'})",
-        hint="check the column name and its case",
-    )
-
-
 def _parquet_file(p: Path) -> pq.ParquetFile:
     if p.stat().st_size == 0:
         raise DataError(f"{p}: file is empty")
@@ -185,137 +190,19 @@ def _parquet_file(p: Path) -> pq.ParquetFile:
         raise DataError(f"{p}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
 
 
-def _check_columns(p: Path, wanted: Sequence[str] | None, available: Sequence[str]) -> None:
-    _check_unique(p, available)
-    if wanted is None:
-        return
-    have = set(available)
-    for col in wanted:
-        if col not in have:
-            raise _missing_column(p, col, available)
-    dupes = {c for c in wanted if list(wanted).count(c) > 1}
-    if dupes:
-        raise DataError(f"{p}: column '{sorted(dupes)[0]}' requested twice")
-
-
-def _check_unique(p: Path, names: Sequence[str]) -> None:
-    """Refuse a file that names a column twice: a reader picks one of them silently."""
-    counts: dict[str, int] = {}
-    for name in names:
-        counts[name] = counts.get(name, 0) + 1
-    for name, n in counts.items():
-        if n > 1:
-            where = ", ".join(str(i + 1) for i, c in enumerate(names) if c == name)
-            raise DataError(
-                f"{p}: column '{name}' appears {n} times in the header (columns {where}); "
-                "Warden cannot tell which one to read",
-                hint="rename or drop the duplicate columns",
-            )
-
-
-def _check_scalar(p: Path, schema: pa.Schema, names: Sequence[str]) -> None:
-    """Refuse a list, struct or map column before reading it: it has no single value."""
-    for name in names:
-        t = schema.field(name).type
-        if pa.types.is_nested(t):
-            raise DataError(
-                f"{p}: column '{name}' has type {t}; label, prediction, score, sensitive-"
-                "feature and drift columns must be scalar (numbers, text, booleans, dates)",
-                hint="flatten the column into scalar ones, or leave it out "
-                "(--sensitive, --drift-columns, --columns)",
-            )
-
-
-class _Unconvertible(Exception):
-    """An Arrow array this module cannot turn into values: why, and the first bad row."""
-
-    def __init__(self, reason: str, index: int | None = None) -> None:
-        super().__init__(reason)
-        self.reason, self.index = reason, index
-
-
-def to_numpy(array: pa.Array | pa.ChunkedArray) -> npt.NDArray[Any]:
-    """One Arrow column as NumPy, following this module's dtype rules.
-
-    A nested column, or binary data that is not UTF-8 text, is a :class:`DataError`.
-    """
-    try:
-        return _to_numpy(array)
-    except _Unconvertible as exc:
-        row = "" if exc.index is None else f" (row {exc.index + 1})"
-        raise DataError(f"column {exc.reason}{row}") from None
-
-
 def _column_values(
     p: Path, name: str, array: pa.Array | pa.ChunkedArray, first_row: int
 ) -> npt.NDArray[Any]:
     """:func:`to_numpy` for column ``name`` of ``p`` whose first row is ``first_row``."""
     try:
-        return _to_numpy(array)
-    except _Unconvertible as exc:
+        return array_values(array)
+    except Unconvertible as exc:
         if exc.index is None:
             raise DataError(f"{p}: column '{name}' {exc.reason}") from None
         raise DataError(
             f"{p}: column '{name}', data row {first_row + exc.index + 1}: {exc.reason}",
             hint=_utf8_hint(p),
         ) from None
-
-
-def _first_not_utf8(array: pa.Array) -> tuple[int, bytes] | None:
-    """Index and bytes of the first value that is not UTF-8 (error path only: a loop)."""
-    for i, v in enumerate(array.to_pylist()):
-        if v is None:
-            continue
-        try:
-            v.decode("utf-8")
-        except UnicodeDecodeError:
-            return i, bytes(v)
-    return None
-
-
-def _to_numpy(array: pa.Array | pa.ChunkedArray) -> npt.NDArray[Any]:
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
-    t = array.type
-    if pa.types.is_dictionary(t):
-        array = array.dictionary_decode()
-        t = array.type
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return np.asarray(array.to_numpy(zero_copy_only=False), dtype=object)
-    if pa.types.is_boolean(t):
-        if array.null_count:
-            return np.asarray(array.to_numpy(zero_copy_only=False), dtype=object)
-        return np.asarray(array.to_numpy(zero_copy_only=False), dtype=bool)
-    if pa.types.is_integer(t):
-        if array.null_count:
-            return np.asarray(array.cast(pa.float64()).to_numpy(zero_copy_only=False))
-        return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.int64)
-    if pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return np.asarray(array.cast(pa.float64()).to_numpy(zero_copy_only=False))
-    if pa.types.is_null(t):
-        return np.full(len(array), None, dtype=object)
-    if pa.types.is_nested(t):  # callers check the schema first; this is the backstop
-        raise _Unconvertible(f"has type {t}; only scalar columns can be read")
-    # Dates, times, binary...: hand them over as strings so that they can still serve as
-    # a categorical (for example a sensitive feature), never silently as numbers.
-    try:
-        text = array.cast(pa.string())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        if pa.types.is_binary(t) or pa.types.is_large_binary(t):
-            bad = _first_not_utf8(array)
-            if bad is not None:
-                shown = bad[1][:40] + (b"..." if len(bad[1]) > 40 else b"")
-                raise _Unconvertible(f"value {shown!r} is not valid UTF-8 text", bad[0]) from None
-        raise _Unconvertible(f"has type {t}, which cannot be read as text ({exc})") from None
-    return np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
-
-
-def _kind(t: pa.DataType) -> ColumnKind:
-    if pa.types.is_dictionary(t):
-        return "cat"
-    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return "num"
-    return "cat"
 
 
 def _batch_to_dict(
@@ -344,9 +231,9 @@ def iter_chunks(
     if fmt == "parquet":
         pf = _parquet_file(p)
         names = list(pf.schema_arrow.names)
-        _check_columns(p, columns, names)
+        check_columns(p, columns, names)
         wanted = list(columns) if columns is not None else names
-        _check_scalar(p, pf.schema_arrow, wanted)
+        check_scalar(p, pf.schema_arrow, wanted)
         try:
             for batch in pf.iter_batches(batch_size=chunk_rows, columns=wanted):
                 if batch.num_rows:
@@ -359,7 +246,7 @@ def iter_chunks(
         header = _csv_header(p)
         if not header:
             _open_csv(p, None)  # raises the precise reason (empty file, bad CSV)
-        _check_columns(p, columns, header)
+        check_columns(p, columns, header)
         widened: dict[str, pa.DataType] = {}
         reader = _open_csv(p, columns)
         wanted = list(columns) if columns is not None else list(reader.schema.names)
@@ -459,8 +346,8 @@ def read_column(path: str | os.PathLike[str], name: str) -> npt.NDArray[Any]:
     if file_format(p) != "parquet":
         return read_columns(p, [name])[name]
     pf = _parquet_file(p)
-    _check_columns(p, [name], pf.schema_arrow.names)
-    _check_scalar(p, pf.schema_arrow, [name])
+    check_columns(p, [name], pf.schema_arrow.names)
+    check_scalar(p, pf.schema_arrow, [name])
     rows = int(pf.metadata.num_rows)
     out: npt.NDArray[Any] | None = None
     filled = 0
@@ -479,7 +366,7 @@ def read_column(path: str | os.PathLike[str], name: str) -> npt.NDArray[Any]:
                 out[filled : filled + len(part)] = part
                 filled += len(part)
                 continue
-            if out is not None:  # the dtype changed: fall back to parts + _concat's rules
+            if out is not None:  # the dtype changed: fall back to parts + concat's rules
                 parts.append(out[:filled])
                 out = None
             parts.append(part)
@@ -493,7 +380,7 @@ def read_column(path: str | os.PathLike[str], name: str) -> npt.NDArray[Any]:
         parts.append(out[:filled])
     if not parts or not sum(len(a) for a in parts):
         raise DataError(f"{p}: file has no rows")
-    return _concat(parts)
+    return concat(parts)
 
 
 def read_columns(
@@ -506,7 +393,7 @@ def read_columns(
             parts.setdefault(name, []).append(arr)
     out: dict[str, npt.NDArray[Any]] = {}
     for name in list(parts):  # pop as we go: peak memory is the data plus one column
-        out[name] = _concat(parts.pop(name))
+        out[name] = concat(parts.pop(name))
     return out
 
 
@@ -526,9 +413,9 @@ class ColumnReader(Mapping[str, npt.NDArray[Any]]):
         self.path = _check_exists(path)
         schema = _arrow_schema(self.path)
         available = list(schema.names)
-        _check_columns(self.path, columns, available)
+        check_columns(self.path, columns, available)
         self._names = tuple(columns) if columns is not None else tuple(available)
-        _check_scalar(self.path, schema, self._names)
+        check_scalar(self.path, schema, self._names)
 
     def __getitem__(self, name: str) -> npt.NDArray[Any]:
         """The whole column ``name`` as one array (read now, not cached)."""
@@ -549,17 +436,6 @@ class ColumnReader(Mapping[str, npt.NDArray[Any]]):
         return len(self._names)
 
 
-def _concat(arrs: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
-    if len(arrs) == 1:
-        return arrs[0]
-    kinds = {a.dtype.kind for a in arrs}
-    if "O" in kinds:
-        return np.concatenate([a.astype(object) for a in arrs])
-    if len(kinds) > 1:  # int chunk then float chunk (nulls appeared later): widen
-        return np.concatenate([a.astype(np.float64) for a in arrs])
-    return np.concatenate(arrs)
-
-
 def schema_of(path: str | os.PathLike[str]) -> dict[str, ColumnKind]:
     """``{column: "num" | "cat"}`` for every column, in file order, without reading the rows.
 
@@ -567,16 +443,16 @@ def schema_of(path: str | os.PathLike[str]) -> dict[str, ColumnKind]:
     are ``"cat"``. For CSV the types are those Arrow infers from the first block.
     """
     schema = _arrow_schema(_check_exists(path))
-    return {f.name: _kind(f.type) for f in schema}
+    return {f.name: column_kind(f.type) for f in schema}
 
 
 def _arrow_schema(p: Path) -> pa.Schema:
     """The file's Arrow schema (CSV: as inferred from the first block); names unique."""
     if file_format(p) == "parquet":
         schema = _parquet_file(p).schema_arrow
-        _check_unique(p, schema.names)
+        check_unique(p, schema.names)
         return schema
-    _check_unique(p, _csv_header(p))
+    check_unique(p, _csv_header(p))
     return _open_csv(p, None).schema
 
 
@@ -586,230 +462,3 @@ def row_count(path: str | os.PathLike[str]) -> int | None:
     if file_format(p) == "parquet":
         return int(_parquet_file(p).metadata.num_rows)
     return None
-
-
-def require_numeric(
-    values: npt.NDArray[Any], *, column: str, source: str | os.PathLike[str] = "data"
-) -> npt.NDArray[np.float64]:
-    """``values`` as float64; DataError naming the first non-numeric value otherwise."""
-    if values.dtype.kind in "iufb":
-        return values.astype(np.float64, copy=False)
-    for v in values:
-        if v is None:
-            continue
-        try:
-            float(v)
-        except (TypeError, ValueError):
-            raise DataError(
-                f"{source}: column '{column}' must be numeric, found value {v!r}"
-            ) from None
-    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-
-
-_TRUE = {"1", "true", "yes", "y", "t"}
-_FALSE = {"0", "false", "no", "n", "f"}
-
-
-def binary_labels(
-    values: npt.NDArray[Any],
-    *,
-    column: str,
-    source: str | os.PathLike[str] = "data",
-    pos_label: Any = None,
-    seen: set[str] | None = None,
-) -> npt.NDArray[np.int8]:
-    """Validate a binary label or prediction column and return it as 0/1 ``int8``.
-
-    Accepted: numbers 0/1, booleans, and the strings ``0/1``, ``true/false``, ``yes/no``.
-    With ``pos_label`` any two-valued column is accepted; ``pos_label`` becomes 1. A null,
-    NaN or third value is a DataError naming the file, column and value. ``seen`` carries
-    the distinct values (as text) across chunks, and columns, so that a third value in a
-    later chunk is refused too; pass the same set for every chunk. The error's hint fits
-    the case: two values that are not 0/1 call for ``--pos-label``, three or more for
-    ``--task multiclass``.
-    """
-    if pos_label is not None:
-        _check_two_values(values, column, source, seen if seen is not None else set())
-        if values.dtype.kind in "iufb":
-            try:
-                pos = float(pos_label)
-            except (TypeError, ValueError):
-                raise DataError(
-                    f"{source}: pos_label {pos_label!r} does not match column '{column}' (numeric)"
-                ) from None
-            out = (values == pos).astype(np.int8)
-        else:
-            out = (values.astype(str) == str(pos_label)).astype(np.int8)
-        _check_no_nulls(values, column, source)
-        return np.asarray(out, dtype=np.int8)
-    out = _zero_one(values, column, source, seen)
-    if seen is not None and len(out):
-        # Which of 0/1 occurred, so that a later chunk's third value is counted as such.
-        if out.any():
-            seen.add("1")
-        if not out.all():
-            seen.add("0")
-    return out
-
-
-def _zero_one(
-    values: npt.NDArray[Any], column: str, source: str | os.PathLike[str], seen: set[str] | None
-) -> npt.NDArray[np.int8]:
-    kind = values.dtype.kind
-    if kind == "b":
-        return values.astype(np.int8)
-    if kind in "iu":
-        bad = (values != 0) & (values != 1)
-        if bad.any():
-            raise _not_binary(values[np.argmax(bad)], column, source, values, seen)
-        return values.astype(np.int8)
-    if kind == "f":
-        bad = ~((values == 0.0) | (values == 1.0))
-        if bad.any():
-            raise _not_binary(values[np.argmax(bad)], column, source, values, seen)
-        return values.astype(np.int8)
-    out = np.empty(len(values), dtype=np.int8)
-    for i, v in enumerate(values):
-        if isinstance(v, (bool, np.bool_)):
-            out[i] = int(v)
-            continue
-        s = str(v).strip().lower() if v is not None else None
-        if s in _TRUE:
-            out[i] = 1
-        elif s in _FALSE:
-            out[i] = 0
-        else:
-            raise _not_binary(v, column, source, values, seen)
-    return out
-
-
-def _value_text(v: Any) -> str:
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and v.is_integer():
-        v = int(v)
-    return str(v)
-
-
-def _check_two_values(
-    values: npt.NDArray[Any], column: str, source: str | os.PathLike[str], seen: set[str]
-) -> None:
-    """Add the chunk's distinct values to ``seen``; a third distinct value is a DataError."""
-    distinct = values if values.dtype.kind == "O" else np.unique(values)
-    for v in dict.fromkeys(distinct.tolist()):
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            continue  # nulls are reported by _check_no_nulls
-        text = _value_text(v)
-        if text in seen:
-            continue
-        if len(seen) >= 2:
-            have = ", ".join(repr(x) for x in sorted(seen))
-            raise DataError(
-                f"{source}: column '{column}' has a third value {text!r} "
-                f"(besides {have}); a binary label has two",
-                hint="use --task multiclass, or map the column to two values",
-            )
-        seen.add(text)
-
-
-def _check_no_nulls(values: npt.NDArray[Any], column: str, source: str | os.PathLike[str]) -> None:
-    if values.dtype.kind == "f" and np.isnan(values).any():
-        raise _not_binary(np.nan, column, source)
-    if values.dtype.kind == "O" and any(v is None for v in values):
-        raise _not_binary(None, column, source)
-
-
-def _is_missing(v: Any) -> bool:
-    return v is None or (isinstance(v, (float, np.floating)) and math.isnan(v))
-
-
-def _distinct_labels(values: npt.NDArray[Any], seen: set[str] | None) -> list[str]:
-    """The distinct non-missing values of a label chunk (and earlier chunks), as text;
-    ``true``/``yes``... count as ``1`` and ``false``/``no``... as ``0`` (error path only)."""
-    out = dict.fromkeys(seen or ())
-    for v in dict.fromkeys((values if values.dtype.kind == "O" else np.unique(values)).tolist()):
-        if _is_missing(v):
-            continue
-        text = _value_text(v)
-        low = text.strip().lower()
-        out.setdefault("1" if low in _TRUE else "0" if low in _FALSE else text)
-    return list(out)
-
-
-def _not_binary(
-    value: Any,
-    column: str,
-    source: str | os.PathLike[str],
-    values: npt.NDArray[Any] | None = None,
-    seen: set[str] | None = None,
-) -> DataError:
-    if _is_missing(value):
-        return DataError(
-            f"{source}: column '{column}' must be binary (0/1), found a missing value",
-            hint="every row needs a label and a prediction: drop or fill the rows without",
-        )
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    distinct = _distinct_labels(values, seen) if values is not None else []
-    if len(distinct) >= 3:
-        shown = ", ".join(repr(v) for v in distinct[:5]) + (", ..." if len(distinct) > 5 else "")
-        hint = (
-            f"the column has {len(distinct)} values "
-            f"({shown}): use --task multiclass, or map it to two values"
-        )
-    else:
-        hint = "pass --pos-label to name the positive class of a two-valued column"
-    return DataError(
-        f"{source}: column '{column}' must be binary (0/1), found value {value!r}", hint=hint
-    )
-
-
-def _group_name(v: Any) -> str:
-    if v is None:
-        return MISSING_GROUP
-    if isinstance(v, (float, np.floating)):
-        if math.isnan(v):
-            return MISSING_GROUP
-        if float(v).is_integer():
-            return str(int(v))
-        return repr(float(v))
-    if isinstance(v, (bool, np.bool_)):
-        return "true" if v else "false"
-    if isinstance(v, np.generic):
-        return str(v.item())
-    return str(v)
-
-
-def factorize(values: npt.NDArray[Any]) -> tuple[npt.NDArray[np.int64], list[str]]:
-    """Integer codes and their group names for one sensitive-feature chunk.
-
-    Codes index into the returned names; names are strings (integral floats print as
-    integers, booleans as ``true``/``false``); null and NaN map to :data:`MISSING_GROUP`.
-    Uses Arrow's hash-based dictionary encoding, linear in the chunk length.
-    """
-    if values.dtype.kind in "iu" and len(values):
-        lo, hi = int(values.min()), int(values.max())
-        if hi - lo < 1 << 16:  # small integer range: a lookup table beats hashing
-            present = np.flatnonzero(np.bincount(values - lo, minlength=hi - lo + 1))
-            lut = np.full(hi - lo + 1, -1, dtype=np.int64)
-            lut[present] = np.arange(len(present))
-            return lut[values - lo], [str(int(x) + lo) for x in present]
-    arr = pa.array(values, from_pandas=True)
-    encoded = pc.dictionary_encode(arr, null_encoding="encode")
-    assert isinstance(encoded, pa.DictionaryArray)
-    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-    names = [_group_name(v) for v in encoded.dictionary.to_pylist()]
-    if len(set(names)) != len(names):
-        # Distinct raw values that print the same (1 and 1.0, None and NaN): merge them.
-        uniq: dict[str, int] = {}
-        remap = np.array([uniq.setdefault(n, len(uniq)) for n in names], dtype=np.int64)
-        return remap[codes], list(uniq)
-    return codes, names
-
-
-def group_labels(values: npt.NDArray[Any]) -> npt.NDArray[np.object_]:
-    """Sensitive-feature values as group-name strings (null/NaN become ``"missing"``)."""
-    codes, names = factorize(values)
-    return np.asarray(names, dtype=object)[codes] if len(values) else np.empty(0, dtype=object)

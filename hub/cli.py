@@ -40,6 +40,7 @@ from typing import Any
 
 from trust.cli.argtypes import seconds, whole_number
 from trust.cli.main import add_command, add_group
+from trust.cli.options import add_root_option
 from trust.errors import NotFoundError, ProofError, UsageError, WardenError
 
 __all__ = ["register"]
@@ -321,11 +322,14 @@ def _cmd_proof_consistency(args: argparse.Namespace) -> int:
 
 
 def _cmd_entries(args: argparse.Namespace) -> int:
+    from trust.timeutil import format_time
+
     with _client(args, "auditor") as hub:
         page = hub.get_entries(args.start, args.limit)
     for e in page.entries:
         print(json.dumps({"index": e.index, "kind": e.kind, "node_id": e.node_id, "seq": e.seq,
-                          "received_at": e.received_at, "leaf_hash": e.leaf_hash.hex()}))
+                          "received_at": format_time(e.received_at),
+                          "leaf_hash": e.leaf_hash.hex()}))
     print(f"{len(page.entries)} entries; ledger size {page.ledger_size}", file=sys.stderr)
     return 0
 
@@ -341,7 +345,7 @@ def _connection_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--insecure", action="store_true", help="plaintext (loopback hubs only)")
     g.add_argument("--timeout", type=seconds(), default=10.0, metavar="SECONDS",
                    help="seconds per call (default 10)")
-    p.add_argument("--root", metavar="root.json", help="trust root to verify checkpoints with")
+    add_root_option(p, required=False, help="trust root to verify checkpoints with")
     p.add_argument("--origin", metavar="ORIGIN",
                    help="the hub's checkpoint origin to pin (default: from --hub-dir's hub.yaml)")
 
@@ -366,7 +370,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--host", action="append", metavar="NAME",
                    help="extra DNS name or IP for the server certificate (repeatable)")
     p.add_argument("--hub-key", metavar="FILE", help="use this existing hub key")
-    p.add_argument("--root", metavar="root.json", help="copy this trust root in")
+    add_root_option(p, required=False, help="copy this trust root in")
     p.add_argument("--database", metavar="URL", help="database URL (default SQLite in DIR)")
 
     p = add_command(hub, "serve", _cmd_serve, "run the hub until SIGTERM (drains gracefully)",

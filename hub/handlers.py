@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hub.ledger.store import ApprovalRecord, Entry, PolicyRecord, StoredCheckpoint
+from hub.ledger.types import Entry, StoredApproval, StoredCheckpoint, StoredPolicy
 from hub.limits import bounded, bounded_optional, shown
 from hub.state import HubState
 from hub.tls import hash_token
@@ -43,6 +43,7 @@ from trust.errors import (
 from trust.keys import PublicKey
 from trust.policy.bundle import DEFAULT_MAX_BYTES, PolicyBundle
 from trust.record import check_node_id, rotation_message
+from trust.stream import NodeId
 
 __all__ = [
     "Appended",
@@ -83,7 +84,7 @@ class Enrolled:
 # -- ledger ----------------------------------------------------------------------------------
 
 
-def append(state: HubState, node_id: str, envelopes: list[bytes]) -> Appended:
+def append(state: HubState, node_id: NodeId, envelopes: list[bytes]) -> Appended:
     """Append a node's batch (all or nothing) and return acks with a covering checkpoint."""
     if not envelopes:
         raise UsageError("an Append batch must hold at least one record")
@@ -227,7 +228,7 @@ def enroll(
 
 
 def rotate_key(
-    state: HubState, node_id: str, new_key_raw: bytes, old_sig: bytes, new_sig: bytes
+    state: HubState, node_id: NodeId, new_key_raw: bytes, old_sig: bytes, new_sig: bytes
 ) -> Enrolled:
     """Replace a node's key: signed by the current key (store) and the new key (here)."""
     if len(new_key_raw) != 32:
@@ -249,7 +250,7 @@ def rotate_key(
 
 def heartbeat(
     state: HubState,
-    node_id: str,
+    node_id: NodeId,
     agent_version: str,
     policy_name: str | None,
     policy_version: int | None,
@@ -266,7 +267,7 @@ def heartbeat(
 # -- policy ----------------------------------------------------------------------------------
 
 
-def publish(state: HubState, envelope: bytes) -> PolicyRecord:
+def publish(state: HubState, envelope: bytes) -> StoredPolicy:
     """Verify a bundle against the hub's root and store it (rollbacks refused)."""
     # The agents' limit, not the transport's: a bundle every agent refuses is not published.
     bundle = PolicyBundle.from_envelope(envelope, state.root, now=state.now(),
@@ -279,12 +280,12 @@ def publish(state: HubState, envelope: bytes) -> PolicyRecord:
                                    max_bytes=DEFAULT_MAX_BYTES)
     record = state.store.add_policy(bundle.name, bundle.version, bundle.digest, envelope,
                                     now=state.now(), checkpoint=state.checkpoint_signer)
-    state.checkpoint_covering(record.ledger_idx + 1)  # the latest checkpoint covers it
+    state.checkpoint_covering(record.index + 1)  # the latest checkpoint covers it
     state.feed.notify()
     return record
 
 
-def get_policy(state: HubState, name: str | None, version: int | None) -> PolicyRecord:
+def get_policy(state: HubState, name: str | None, version: int | None) -> StoredPolicy:
     """The latest bundle of ``name`` (or of any name), or a given version."""
     bounded_optional("name", name)
     if version is None:
@@ -304,20 +305,20 @@ def get_policy(state: HubState, name: str | None, version: int | None) -> Policy
 # -- approvals -------------------------------------------------------------------------------
 
 
-def submit_approval(state: HubState, envelope: bytes) -> tuple[Approval, ApprovalRecord]:
+def submit_approval(state: HubState, envelope: bytes) -> tuple[Approval, StoredApproval]:
     """Verify an approval against the hub's root and record it."""
     approval = Approval.from_envelope(envelope, state.root)
     # Signed by an approver, but still a string on its way to storage and to every List.
     bounded("subject", approval.subject)
     record = state.store.add_approval(approval.role, approval.subject, envelope, now=state.now(),
                                       checkpoint=state.checkpoint_signer)
-    state.checkpoint_covering(record.ledger_idx + 1)
+    state.checkpoint_covering(record.index + 1)
     return approval, record
 
 
 def approvals(
     state: HubState, role: str | None, subject: str | None, limit: int | None
-) -> list[ApprovalRecord]:
+) -> list[StoredApproval]:
     """The most recent approvals (oldest first), optionally filtered."""
     bounded_optional("role", role)
     bounded_optional("subject", subject)

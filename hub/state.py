@@ -33,6 +33,7 @@ from trust.errors import ConfigError, NotFoundError, WardenError
 from trust.keys import PublicKey, SigningKey
 from trust.record import check_node_id
 from trust.root import TrustRoot
+from trust.stream import NodeId
 from trust.timeutil import format_time, parse_duration, utcnow
 
 __all__ = ["HubState", "create_enrollment_token"]
@@ -94,7 +95,7 @@ class HubState:
 
         def node_key(node_id: str) -> PublicKey | None:
             try:
-                return store.node_key(node_id)
+                return store.node_key(NodeId(node_id))
             except NotFoundError:
                 return None
 
@@ -162,7 +163,7 @@ def _check_origin(config: HubConfig, store: LedgerStore, where: str) -> None:
 def _marker(record: object) -> object:
     if record is None:
         return None
-    return getattr(record, "ledger_idx", None)
+    return getattr(record, "index", None)
 
 
 def load_root(config: HubConfig) -> TrustRoot:
@@ -177,14 +178,14 @@ def load_root(config: HubConfig) -> TrustRoot:
 
 def create_enrollment_token(config: HubConfig, node_id: str, ttl: str) -> tuple[str, str]:
     """Make a single-use token for ``node_id``; store only its hash. Returns (token, expiry)."""
-    check_node_id(node_id, what="--node")
+    node = check_node_id(node_id, what="--node")
     now = utcnow()
     expires = now + parse_duration(ttl, what="--ttl")
     token = new_token()
     hub_key = keys.load_private(config.hub_key)
     store = LedgerStore.open(config.database, hub_key=hub_key)
     try:
-        store.create_token(node_id, hash_token(token), expires, now=now)
+        store.create_token(node, hash_token(token), expires, now=now)
     finally:
         store.close()
     return token, format_time(expires)

@@ -35,27 +35,28 @@ from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import Executor
 
 from hub.feed import PolicyFeed
-from hub.ledger.store import LedgerStore, PolicyRecord
+from hub.ledger.store import LedgerStore
+from hub.ledger.types import StoredPolicy
 from hub.rpc import ResourceLimitError
 
 __all__ = ["Update", "WatchStreams", "latest_policies"]
 
 log = logging.getLogger("warden.hub.watch")
 
-Update = tuple[PolicyRecord, bytes]
+Update = tuple[StoredPolicy, bytes]
 """A policy record and its serialized wire message (made once, sent to every stream)."""
 
 
-def latest_policies(store: LedgerStore, name: str | None) -> list[PolicyRecord]:
+def latest_policies(store: LedgerStore, name: str | None) -> list[StoredPolicy]:
     """The latest record of ``name`` (or of every name, in publication order)."""
     if name is not None:
         latest = store.latest_policy(name)
         return [] if latest is None else [latest]
-    best: dict[str, PolicyRecord] = {}
+    best: dict[str, StoredPolicy] = {}
     for rec in store.policies():
         if rec.name not in best or rec.version > best[rec.name].version:
             best[rec.name] = rec
-    return sorted(best.values(), key=lambda r: r.ledger_idx)
+    return sorted(best.values(), key=lambda r: r.index)
 
 
 class WatchStreams:
@@ -66,7 +67,7 @@ class WatchStreams:
         store: LedgerStore,
         feed: PolicyFeed,
         executor: Executor,
-        encode: Callable[[PolicyRecord], bytes],
+        encode: Callable[[StoredPolicy], bytes],
         *,
         max_streams: int,
         max_per_caller: int,

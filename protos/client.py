@@ -1,10 +1,11 @@
 """A small, synchronous client of the hub: what the agent, the CLI and the tests all use.
 
 It lives in ``protos`` (which both ``agent`` and ``hub`` may import) and keeps the generated
-types at the edge: every method takes and returns plain Python values or the frozen result
-types below, with signed content as the verbatim envelope / note bytes. Verifying those bytes
-(signatures, checkpoints, proofs) is the caller's job, with :mod:`trust` — the client is a
-transport and trusts nothing it receives.
+types at the edge: every method takes and returns plain Python values or the frozen wire
+types of :mod:`protos.types` (re-exported here; converted by :mod:`protos.serde`, the same
+conversions the hub's servicers use), with signed content as the verbatim envelope / note
+bytes. Verifying those bytes (signatures, checkpoints, proofs) is the caller's job, with
+:mod:`trust` — the client is a transport and trusts nothing it receives.
 
 Authentication (see :mod:`hub.auth` for the server side):
 
@@ -37,8 +38,23 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf.message import Message
 
+from protos import serde
 from protos.callsig import sign_call, sign_enrollment
 from protos.errors import error_from_status
+from protos.types import (
+    Ack,
+    AppendResult,
+    ApprovalReceipt,
+    ApprovalRecord,
+    ConsistencyProof,
+    EnrollResult,
+    EntriesPage,
+    Entry,
+    HeartbeatResult,
+    InclusionProof,
+    PolicyRecord,
+    PublishResult,
+)
 from protos.warden.v1 import (
     approval_pb2,
     enrollment_pb2,
@@ -91,126 +107,6 @@ class NodeIdentity:
     key: SigningKey
 
 
-@dataclass(frozen=True)
-class Ack:
-    """One appended (or recognised duplicate) record; ``acks[i]`` answers ``envelopes[i]``."""
-
-    index: int
-    duplicate: bool
-
-
-@dataclass(frozen=True)
-class AppendResult:
-    """Acks in request order and a signed checkpoint note covering them."""
-
-    acks: tuple[Ack, ...]
-    checkpoint: bytes
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A ledger entry: the verbatim envelope plus the hub's (recomputable) bookkeeping."""
-
-    index: int
-    envelope: bytes
-    kind: str
-    node_id: str
-    seq: int | None
-    leaf_hash: bytes
-    chain_hash: bytes
-    received_at: str
-
-
-@dataclass(frozen=True)
-class EntriesPage:
-    """A page of entries and the ledger size when it was read."""
-
-    entries: tuple[Entry, ...]
-    ledger_size: int
-
-
-@dataclass(frozen=True)
-class InclusionProof:
-    """RFC 9162 inclusion proof of entry ``index`` in the tree of ``tree_size``."""
-
-    index: int
-    tree_size: int
-    leaf_hash: bytes
-    hashes: tuple[bytes, ...]
-
-
-@dataclass(frozen=True)
-class ConsistencyProof:
-    """RFC 9162 consistency proof from ``old_size`` to ``new_size``."""
-
-    old_size: int
-    new_size: int
-    hashes: tuple[bytes, ...]
-
-
-@dataclass(frozen=True)
-class EnrollResult:
-    """The hub-signed enrollment (or key-rotation) entry and a checkpoint covering it."""
-
-    index: int
-    envelope: bytes
-    checkpoint: bytes
-
-
-@dataclass(frozen=True)
-class HeartbeatResult:
-    """The hub's clock and the latest version of the node's policy, if any."""
-
-    hub_time: str
-    latest_policy_version: int | None
-
-
-@dataclass(frozen=True)
-class PublishResult:
-    """What the hub stored for a published bundle."""
-
-    name: str
-    version: int
-    revision: str
-    digest: str
-    index: int
-
-
-@dataclass(frozen=True)
-class PolicyRecord:
-    """A stored policy bundle: the verbatim envelope plus name, version and revision."""
-
-    name: str
-    version: int
-    revision: str
-    envelope: bytes
-    published_at: str
-
-
-@dataclass(frozen=True)
-class ApprovalReceipt:
-    """The hub's receipt for a submitted approval."""
-
-    approval_id: str
-    role: str
-    index: int
-
-
-@dataclass(frozen=True)
-class ApprovalRecord:
-    """A recorded approval: the verbatim envelope and the role that signed it."""
-
-    approval_id: str
-    role: str
-    envelope: bytes
-    index: int
-    received_at: str
-
-
-def _policy(m: policy_pb2.PolicyUpdate) -> PolicyRecord:
-    return PolicyRecord(m.name, m.version, m.revision, m.envelope, m.published_at)
-
-
 class PolicyWatch:
     """An open Watch stream: iterate for bundles as they are published; ``cancel()`` ends it."""
 
@@ -221,7 +117,7 @@ class PolicyWatch:
     def __iter__(self) -> Iterator[PolicyRecord]:
         try:
             for update in self._call:
-                yield _policy(update)
+                yield serde.policy_record_from_proto(update)
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.CANCELLED:
                 return
@@ -340,8 +236,7 @@ class HubClient:
         r = self._call("/warden.v1.LedgerService/Append",
                        ledger_pb2.AppendRequest(envelopes=list(envelopes)),
                        ledger_pb2.AppendResponse, timeout)
-        return AppendResult(tuple(Ack(a.index, a.duplicate) for a in r.acks),
-                            r.checkpoint.note)
+        return serde.append_result_from_proto(r)
 
     def get_checkpoint(self, tree_size: int | None = None) -> bytes:
         """The latest signed checkpoint note, or the stored one of ``tree_size``."""
@@ -358,15 +253,7 @@ class HubClient:
         if limit is not None:
             req.limit = limit
         r = self._call("/warden.v1.LedgerService/GetEntries", req, ledger_pb2.GetEntriesResponse)
-        return EntriesPage(
-            tuple(
-                Entry(e.index, e.envelope, e.kind, e.node_id,
-                      e.seq if e.HasField("seq") else None, e.leaf_hash, e.chain_hash,
-                      e.received_at)
-                for e in r.entries
-            ),
-            r.ledger_size,
-        )
+        return serde.entries_page_from_proto(r)
 
     def inclusion_proof(self, index: int, tree_size: int | None = None) -> InclusionProof:
         """Inclusion proof of entry ``index`` (in the latest checkpoint's tree if no size)."""
@@ -375,7 +262,7 @@ class HubClient:
             req.tree_size = tree_size
         r = self._call("/warden.v1.LedgerService/GetInclusionProof", req,
                        ledger_pb2.GetInclusionProofResponse)
-        return InclusionProof(r.index, r.tree_size, r.leaf_hash, tuple(r.hashes))
+        return serde.inclusion_proof_from_proto(r)
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
         """Consistency proof from ``old_size`` to ``new_size`` (latest checkpoint if none)."""
@@ -384,7 +271,7 @@ class HubClient:
             req.new_size = new_size
         r = self._call("/warden.v1.LedgerService/GetConsistencyProof", req,
                        ledger_pb2.GetConsistencyProofResponse)
-        return ConsistencyProof(r.old_size, r.new_size, tuple(r.hashes))
+        return serde.consistency_proof_from_proto(r)
 
     # -- enrollment -------------------------------------------------------------------------
 
@@ -400,7 +287,7 @@ class HubClient:
                                            token=token, agent_version=agent_version,
                                            time=signed_at, signature=signature)
         r = self._call("/warden.v1.EnrollmentService/Enroll", req, enrollment_pb2.EnrollResponse)
-        return EnrollResult(r.index, r.envelope, r.checkpoint.note)
+        return serde.enroll_result_from_proto(r)
 
     def rotate_key(self, new_key: SigningKey) -> EnrollResult:
         """Hand the calling node's identity to ``new_key`` (signed by the current and new key).
@@ -420,7 +307,7 @@ class HubClient:
         r = self._call("/warden.v1.EnrollmentService/RotateKey", req,
                        enrollment_pb2.RotateKeyResponse)
         self._node = NodeIdentity(self._node.node_id, new_key)
-        return EnrollResult(r.index, r.envelope, r.checkpoint.note)
+        return serde.enroll_result_from_proto(r)
 
     def heartbeat(
         self,
@@ -440,10 +327,7 @@ class HubClient:
             req.last_acked_seq = last_acked_seq
         r = self._call("/warden.v1.EnrollmentService/Heartbeat", req,
                        enrollment_pb2.HeartbeatResponse)
-        return HeartbeatResult(
-            r.hub_time,
-            r.latest_policy_version if r.HasField("latest_policy_version") else None,
-        )
+        return serde.heartbeat_result_from_proto(r)
 
     # -- policy -----------------------------------------------------------------------------
 
@@ -451,7 +335,7 @@ class HubClient:
         """Publish a signed policy bundle (compliance role)."""
         r = self._call("/warden.v1.PolicyService/Publish",
                        policy_pb2.PublishRequest(envelope=envelope), policy_pb2.PublishResponse)
-        return PublishResult(r.name, r.version, r.revision, r.digest, r.index)
+        return serde.publish_result_from_proto(r)
 
     def get_policy(self, name: str = "", version: int | None = None,
                    if_none_match: str = "") -> PolicyRecord | None:
@@ -462,7 +346,7 @@ class HubClient:
         r = self._call("/warden.v1.PolicyService/Get", req, policy_pb2.GetPolicyResponse)
         if r.not_modified:
             return None
-        return _policy(r.bundle)
+        return serde.policy_record_from_proto(r.bundle)
 
     def watch_policies(self, name: str = "", after_version: int | None = None) -> PolicyWatch:
         """Open a Watch stream (no deadline): the current bundle if newer, then each new one."""
@@ -481,7 +365,7 @@ class HubClient:
         r = self._call("/warden.v1.ApprovalService/Submit",
                        approval_pb2.SubmitApprovalRequest(envelope=envelope),
                        approval_pb2.SubmitApprovalResponse)
-        return ApprovalReceipt(r.approval_id, r.role, r.index)
+        return serde.approval_receipt_from_proto(r)
 
     def list_approvals(self, role: str = "", subject: str = "",
                        limit: int | None = None) -> tuple[ApprovalRecord, ...]:
@@ -490,5 +374,4 @@ class HubClient:
         if limit is not None:
             req.limit = limit
         r = self._call("/warden.v1.ApprovalService/List", req, approval_pb2.ListApprovalsResponse)
-        return tuple(ApprovalRecord(a.approval_id, a.role, a.envelope, a.index, a.received_at)
-                     for a in r.approvals)
+        return tuple(serde.approval_record_from_proto(a) for a in r.approvals)

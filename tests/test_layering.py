@@ -136,6 +136,7 @@ PB2_IMPORTERS: tuple[str, ...] = (
     "hub/serde.py",  # the one domain <-> message conversion on the hub side
     "hub/services/*.py",  # thin servicers: convert, call a handler, convert back
     "protos/client.py",  # the one client: converts replies to its result types
+    "protos/serde.py",  # the one wire-type <-> message conversion both sides use
     "protos/callsig.py",  # call signatures cover the serialized request (if it ever must)
     "protos/generate.py",  # regenerates the stubs
     "protos/warden/v1/*_pb2.py",  # the generated code itself

@@ -38,7 +38,7 @@ from trust.errors import ProofError, UsageError
 __all__ = [
     "HASH_SIZE",
     "EMPTY_ROOT",
-    "NodeId",
+    "TreeNode",
     "leaf_hash",
     "node_hash",
     "root",
@@ -59,10 +59,12 @@ __all__ = [
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
-NodeId = tuple[int, int]
-"""A perfect subtree ``(level, index)``: leaves ``[index << level, (index + 1) << level)``."""
+TreeNode = tuple[int, int]
+"""A perfect subtree ``(level, index)``: leaves ``[index << level, (index + 1) << level)``.
 
-Plan = list[list[NodeId]]
+(Not a node of the federation: those are :data:`trust.stream.NodeId`.)"""
+
+Plan = list[list[TreeNode]]
 """One list of perfect subtrees per proof element, folded right to left by :func:`fold`."""
 
 
@@ -84,7 +86,7 @@ def _split(n: int) -> int:
 # --- plans over perfect subtrees -------------------------------------------------------------
 
 
-def range_nodes(start: int, end: int) -> list[NodeId]:
+def range_nodes(start: int, end: int) -> list[TreeNode]:
     """The perfect subtrees whose fold is MTH(D[start:end]), left to right.
 
     ``[start, end)`` must be a node of some RFC 9162 tree: ``start`` a multiple of a power of
@@ -93,7 +95,7 @@ def range_nodes(start: int, end: int) -> list[NodeId]:
     """
     if not 0 <= start < end:
         raise UsageError(f"empty or negative leaf range [{start}, {end})")
-    nodes: list[NodeId] = []
+    nodes: list[TreeNode] = []
     pos = start
     while pos < end:
         level = (end - pos).bit_length() - 1
@@ -104,7 +106,7 @@ def range_nodes(start: int, end: int) -> list[NodeId]:
     return nodes
 
 
-def frontier_nodes(size: int) -> list[NodeId]:
+def frontier_nodes(size: int) -> list[TreeNode]:
     """The perfect subtrees that make up a tree of ``size`` leaves, left to right."""
     return range_nodes(0, size) if size else []
 
@@ -163,7 +165,7 @@ def fold(hashes: Sequence[bytes]) -> bytes:
     return acc
 
 
-def resolve(plan: Plan, get: Mapping[NodeId, bytes] | Callable[[NodeId], bytes]) -> list[bytes]:
+def resolve(plan: Plan, get: Mapping[TreeNode, bytes] | Callable[[TreeNode], bytes]) -> list[bytes]:
     """Turn a plan into hashes, looking each perfect subtree up in ``get``."""
     lookup = get.__getitem__ if isinstance(get, Mapping) else get
     return [fold([lookup(node) for node in element]) for element in plan]
@@ -215,7 +217,7 @@ def root(leaf_hashes: Sequence[bytes]) -> bytes:
     return level[0]
 
 
-def _perfect_levels(leaf_hashes: Sequence[bytes]) -> Callable[[NodeId], bytes]:
+def _perfect_levels(leaf_hashes: Sequence[bytes]) -> Callable[[TreeNode], bytes]:
     levels = [list(leaf_hashes)]
     while len(levels[-1]) > 1:
         below = levels[-1]

@@ -7,7 +7,8 @@ is a terminal or ``--progress`` is given, so piping the JSON stays clean: a rich
 on a terminal (cleared when done), a plain ``rows read: N so far`` line every
 :data:`LOG_INTERVAL_S` seconds otherwise; a run that succeeds always ends it with the one
 line ``rows read: N`` (N with thousands separators), whatever the timing.
-``warden check schema`` prints the evidence JSON Schema the policy input follows.
+``warden check schema`` prints the evidence JSON Schema the policy input follows. The table
+is drawn by :mod:`agent.checks.evidence_table` (``render_table`` is re-exported here).
 
 ``--out`` is checked before any data is read (a directory, or a path under a file, is a
 usage error and nothing is written); missing directories are created, and the file is
@@ -24,10 +25,12 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
+from agent.checks.evidence_table import render_table
 from trust.cli._common import check_output_path, write_atomic
 from trust.cli.main import add_command, add_group
+from trust.cli.options import add_out_option
 from trust.errors import UsageError
 
 if TYPE_CHECKING:  # rich is imported only when a progress display is shown
@@ -49,6 +52,11 @@ DEFAULT_MIN_GROUP_SIZE = 10
 LOG_INTERVAL_S = 10.0
 
 
+def _add_file(group: argparse._ActionsContainer, flag: str, help: str) -> None:
+    """An input file option: ``FILE``, parsed to a :class:`~pathlib.Path`, no default."""
+    group.add_argument(flag, type=Path, metavar="FILE", help=help)
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``check`` command group to ``warden``."""
     commands = add_group(
@@ -65,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--sensitive sex,race --reference ref.parquet --manifest manifest.yaml",
     )
     g = run.add_argument_group("validation data")
-    g.add_argument("--data", type=Path, metavar="FILE", help="validation set (.csv or .parquet)")
+    _add_file(g, "--data", "validation set (.csv or .parquet)")
     g.add_argument("--label", metavar="COL", help="true label (or target) column")
     g.add_argument("--pred", metavar="COL", help="prediction column (or use --model)")
     g.add_argument(
@@ -99,12 +107,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="skip ROC AUC so memory stays flat (AUC keeps the score column)",
     )
     m = run.add_argument_group("model (instead of --pred)")
-    m.add_argument(
-        "--model",
-        type=Path,
-        metavar="FILE",
-        help="model artefact: .skops, .onnx, or .joblib/.pkl (with --trust-pickle)",
-    )
+    _add_file(m, "--model", "model artefact: .skops, .onnx, or .joblib/.pkl (with --trust-pickle)")
     m.add_argument("--features", metavar="A,B,...", help="feature columns in the model's order")
     m.add_argument(
         "--trust-pickle",
@@ -144,14 +147,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="keep small groups in the aggregates anyway",
     )
     d = run.add_argument_group("drift")
-    d.add_argument("--reference", type=Path, metavar="FILE", help="reference data")
-    d.add_argument(
-        "--profile",
-        type=Path,
-        metavar="FILE",
-        help="reference profile from 'warden profile build' (instead of --reference)",
+    _add_file(d, "--reference", "reference data")
+    _add_file(
+        d, "--profile", "reference profile from 'warden profile build' (instead of --reference)"
     )
-    d.add_argument("--current", type=Path, metavar="FILE", help="current data (default: --data)")
+    _add_file(d, "--current", "current data (default: --data)")
     d.add_argument("--drift-columns", metavar="A,B,...", help="columns to compare (default: all)")
     d.add_argument(
         "--drift-method",
@@ -168,23 +168,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="data set drifts when this share of columns drift (default 0.5)",
     )
     lg = run.add_argument_group("lineage and documentation")
-    lg.add_argument("--manifest", type=Path, metavar="FILE", help="model manifest (YAML)")
-    lg.add_argument(
+    _add_file(lg, "--manifest", "model manifest (YAML)")
+    _add_file(
+        lg,
         "--training-data",
-        type=Path,
-        metavar="FILE",
-        help="training data file to hash (default: the manifest's training_data.path)",
+        "training data file to hash (default: the manifest's training_data.path)",
     )
-    lg.add_argument("--model-card", type=Path, metavar="FILE", help="model card (.md or .yaml)")
-    lg.add_argument(
-        "--explainability",
-        type=Path,
-        metavar="FILE",
-        help="explainability artefact (default: the manifest's explainability)",
+    _add_file(lg, "--model-card", "model card (.md or .yaml)")
+    _add_file(
+        lg, "--explainability", "explainability artefact (default: the manifest's explainability)"
     )
     o = run.add_argument_group("output")
     o.add_argument("--format", choices=("json", "table"), default="json")
-    o.add_argument("--out", type=Path, metavar="FILE", help="also write the evidence JSON here")
+    add_out_option(o, required=False, help="also write the evidence JSON here")
     o.add_argument("--progress", action="store_true", help="show progress even when not a TTY")
     o.add_argument(
         "--no-data-hash",
@@ -329,8 +325,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--drift-share must be in (0, 1], got {args.drift_share}")
     if args.pred and args.model:
         raise UsageError("give either --pred or --model, not both")
-    if args.out is not None:
-        check_out_path(args.out, what="evidence", make_parents=True)
+    out = None if args.out is None else Path(args.out)
+    if out is not None:
+        check_out_path(out, what="evidence", make_parents=True)
     spec = CheckSpec(
         data=args.data,
         label=args.label,
@@ -375,8 +372,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if bar is not None:
         bar.finish()
     text = json.dumps(evidence, indent=2, sort_keys=False)
-    if args.out is not None:
-        write_out(args.out, (text + "\n").encode("utf-8"), make_parents=True)
+    if out is not None:
+        write_out(out, (text + "\n").encode("utf-8"), make_parents=True)
     if args.format == "table":
         sys.stdout.write(render_table(evidence))
     else:
@@ -389,125 +386,3 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
     sys.stdout.write(json.dumps(evidence_schema(), indent=2) + "\n")
     return 0
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v)
-
-
-def _rows(title: str, rows: list[tuple[str, Any]]) -> list[str]:
-    width = max((len(k) for k, _ in rows), default=0)
-    out = [title, "-" * len(title)]
-    out += [f"  {k:<{width}}  {_fmt(v)}" for k, v in rows]
-    return out + [""]
-
-
-def render_table(ev: dict[str, Any]) -> str:
-    """The evidence as plain-text tables for a terminal."""
-    lines: list[str] = []
-    data = ev.get("data")
-    if data:
-        lines += _rows(
-            "Data",
-            [
-                ("file", data["name"]),
-                ("rows", data["rows"]),
-                ("sha256", (data.get("sha256") or "-")[:16]),
-            ],
-        )
-    perf = ev.get("performance")
-    if perf:
-        skip = {"task", "confusion_matrix", "per_class", "classes"}
-        rows = [(k, v) for k, v in perf.items() if k not in skip]
-        if perf["task"] == "binary":
-            cm = perf["confusion_matrix"]
-            rows.append(("confusion (tn fp fn tp)", f"{cm['tn']} {cm['fp']} {cm['fn']} {cm['tp']}"))
-        lines += _rows(f"Performance ({perf['task']})", rows)
-    for key, fe in (ev.get("fairness") or {}).items():
-        head = f"Fairness: {key}"
-        lines += [head, "-" * len(head)]
-        cols = ("n", "selection_rate", "tpr", "fpr", "precision", "accuracy")
-        gw = max([len("group")] + [len(g) for g in fe["groups"]])
-        lines.append("  " + f"{'group':<{gw}}" + "".join(f"{c:>16}" for c in cols))
-        for g, e in fe["groups"].items():
-            if e.get("suppressed"):
-                cells = f"{_fmt(e['n']):>16}" + f"{'(suppressed)':>16}"
-            else:
-                cells = "".join(f"{_fmt(e.get(c)):>16}" for c in cols)
-            lines.append("  " + f"{g:<{gw}}" + cells)
-        if fe.get("unmeasurable"):
-            lines += ["", f"  unmeasurable: {fe['unmeasurable']['reason']}", ""]
-            continue
-        ff = fe["four_fifths"]
-        summary = [
-            ("demographic parity difference", fe["demographic_parity_difference"]),
-            ("demographic parity ratio", fe["demographic_parity_ratio"]),
-            ("equalized odds difference", fe["equalized_odds_difference"]),
-            ("equalized odds ratio", fe["equalized_odds_ratio"]),
-            ("equal opportunity difference", fe["equal_opportunity_difference"]),
-            (
-                "four-fifths rule",
-                "pass"
-                if ff["passed"]
-                else f"FAIL ({', '.join(ff['failing_groups']) or 'no selections'})",
-            ),
-        ]
-        width = max(len(k) for k, _ in summary)
-        lines += [""] + [f"  {k:<{width}}  {_fmt(v)}" for k, v in summary] + [""]
-    drift = ev.get("drift")
-    if drift:
-        head = "Drift"
-        lines += [head, "-" * len(head)]
-        cw = max([len("column")] + [len(c) for c in drift["columns"]])
-        lines.append(
-            f"  {'column':<{cw}}  {'method':<14}{'statistic':>12}{'threshold':>12}  drifted"
-        )
-        for c, e in drift["columns"].items():
-            lines.append(
-                f"  {c:<{cw}}  {e['method']:<14}{_fmt(e['statistic']):>12}"
-                f"{_fmt(e['threshold']):>12}  {_fmt(e['drifted'])}"
-            )
-        lines += [
-            "",
-            f"  drifted columns: {drift['number_drifted']}/{drift['number_of_columns']}"
-            f" (share {drift['share_drifted']:.2f},"
-            f" data set drift: {_fmt(drift['dataset_drift'])})",
-            "",
-        ]
-    lin = ev.get("lineage")
-    if lin:
-        keys = (
-            "model_name",
-            "model_version",
-            "model_sha256",
-            "model_sha256_verified",
-            "code_commit",
-            "data_source",
-            "data_sha256_verified",
-            "trained_at",
-            "data_age_days",
-        )
-        lines += _rows(
-            "Lineage",
-            [(k, lin[k][:16] if k == "model_sha256" and lin[k] else lin[k]) for k in keys],
-        )
-    doc = ev.get("documentation")
-    if doc:
-        lines += _rows(
-            "Documentation",
-            [
-                ("model card", doc["model_card_present"]),
-                ("completeness", f"{doc['completeness']:.0%}"),
-                ("missing sections", ", ".join(doc["missing_sections"]) or "none"),
-                ("explainability artefact", doc["explainability_present"]),
-            ],
-        )
-    return "\n".join(lines)

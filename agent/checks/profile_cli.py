@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from agent.checks.cli import check_out_path
 from trust.cli._common import write_atomic
 from trust.cli.main import add_command, add_group
+from trust.cli.options import add_out_option
 from trust.errors import UsageError
 
 if TYPE_CHECKING:  # the CLI imports SciPy-heavy modules only when a command runs
@@ -145,7 +146,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "warden profile build ref.parquet --out ref.profile --categorical region,product",
     )
     build.add_argument("reference", help="reference data (.csv, .csv.gz, .parquet)")
-    build.add_argument("--out", required=True, help="where to write the profile (JSON)")
+    add_out_option(build, help="where to write the profile (JSON)")
     build.add_argument("--columns", help="comma-separated columns to profile (default: all)")
     build.add_argument(
         "--categorical", help="comma-separated columns to treat as categorical, whatever dtype"

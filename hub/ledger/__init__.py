@@ -18,22 +18,21 @@ from hub.ledger.store import (
 )
 from hub.ledger.types import (
     MAX_BATCH,
-    AppendResult,
-    ApprovalRecord,
+    BatchAppended,
     CheckpointSigner,
     Entry,
     Equivocation,
     Heartbeat,
     NodeInfo,
     NodeKey,
-    PolicyRecord,
+    StoredApproval,
     StoredCheckpoint,
+    StoredPolicy,
 )
 
 __all__ = [
     "MAX_BATCH",
-    "AppendResult",
-    "ApprovalRecord",
+    "BatchAppended",
     "CheckedBatch",
     "CheckedRecord",
     "CheckpointSigner",
@@ -50,7 +49,8 @@ __all__ = [
     "NodeInfo",
     "NodeKey",
     "NodeStore",
-    "PolicyRecord",
     "PolicyStore",
+    "StoredApproval",
     "StoredCheckpoint",
+    "StoredPolicy",
 ]

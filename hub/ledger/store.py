@@ -4,7 +4,8 @@
 per concern — :class:`LogStore` (the append-only log and its proofs), :class:`CheckpointStore`,
 :class:`NodeStore` (tokens, nodes, keys), :class:`PolicyStore` (bundles and approvals),
 :class:`HeartbeatStore` — so code that needs one concern can ask for just that part. The values
-they return live in :mod:`hub.ledger.types` (re-exported here). :meth:`LedgerStore.open`
+they return live in :mod:`hub.ledger.types` (re-exported here; entries, policies and
+approvals are, or extend, the shared wire types of :mod:`protos.types`). :meth:`LedgerStore.open`
 returns the SQLAlchemy implementation (:mod:`hub.ledger.sql`) for a SQLite path/URL or a
 PostgreSQL URL, migrated to the newest schema.
 
@@ -59,27 +60,27 @@ from typing import TYPE_CHECKING
 
 from hub.ledger.types import (
     MAX_BATCH,
-    AppendResult,
-    ApprovalRecord,
+    BatchAppended,
     CheckpointSigner,
     Entry,
     Equivocation,
     Heartbeat,
     NodeInfo,
     NodeKey,
-    PolicyRecord,
+    StoredApproval,
     StoredCheckpoint,
+    StoredPolicy,
 )
 from trust.canonical import Sha256
 from trust.keys import PublicKey, SigningKey
+from trust.stream import NodeId
 
 if TYPE_CHECKING:
     from hub.ledger.verify import RecordVerifier
 
 __all__ = [
     "MAX_BATCH",
-    "AppendResult",
-    "ApprovalRecord",
+    "BatchAppended",
     "CheckpointSigner",
     "CheckpointStore",
     "Entry",
@@ -91,9 +92,10 @@ __all__ = [
     "NodeInfo",
     "NodeKey",
     "NodeStore",
-    "PolicyRecord",
     "PolicyStore",
+    "StoredApproval",
     "StoredCheckpoint",
+    "StoredPolicy",
 ]
 
 
@@ -106,12 +108,12 @@ class LogStore(abc.ABC):
     @abc.abstractmethod
     def append_records(
         self,
-        node_id: str,
+        node_id: NodeId,
         envelopes: Sequence[bytes],
         *,
         now: datetime,
         checkpoint: CheckpointSigner | None = None,
-    ) -> AppendResult:
+    ) -> BatchAppended:
         """Append a batch of a node's signed audit records under the module's rules.
 
         With ``checkpoint``, the same transaction also returns the latest checkpoint if it
@@ -133,11 +135,11 @@ class LogStore(abc.ABC):
         """The hub stream's last ``seq`` and envelope digest (``(0, 64 zeros)`` if empty)."""
 
     @abc.abstractmethod
-    def node_head(self, node_id: str) -> tuple[int, Sha256]:
+    def node_head(self, node_id: NodeId) -> tuple[int, Sha256]:
         """A stream's last ``seq`` and envelope digest (``(0, 64 zeros)`` if empty)."""
 
     @abc.abstractmethod
-    def equivocations(self, node_id: str | None = None) -> list[Equivocation]:
+    def equivocations(self, node_id: NodeId | None = None) -> list[Equivocation]:
         """Flagged equivocations, oldest first."""
 
     @abc.abstractmethod
@@ -155,7 +157,7 @@ class LogStore(abc.ABC):
         entry when any is in range. Continue from the last returned index + 1."""
 
     @abc.abstractmethod
-    def find_entry(self, node_id: str, seq: int) -> Entry:
+    def find_entry(self, node_id: NodeId, seq: int) -> Entry:
         """The entry of a node's record ``seq``; ``NotFoundError`` if absent."""
 
     @abc.abstractmethod
@@ -203,12 +205,12 @@ class NodeStore(abc.ABC):
 
     @abc.abstractmethod
     def create_token(
-        self, node_id: str, token_sha256: str, expires_at: datetime, *, now: datetime
+        self, node_id: NodeId, token_sha256: str, expires_at: datetime, *, now: datetime
     ) -> None:
         """Store an enrollment token's hash (the token itself is never stored)."""
 
     @abc.abstractmethod
-    def consume_token(self, token_sha256: str, node_id: str, now: datetime) -> None:
+    def consume_token(self, token_sha256: str, node_id: NodeId, now: datetime) -> None:
         """Mark a token used, atomically.
 
         Raises ``TokenUnknownError``, ``TokenUsedError``, ``TokenExpiredError`` or
@@ -218,7 +220,7 @@ class NodeStore(abc.ABC):
     @abc.abstractmethod
     def register_node(
         self,
-        node_id: str,
+        node_id: NodeId,
         public_key: PublicKey,
         *,
         now: datetime,
@@ -239,7 +241,7 @@ class NodeStore(abc.ABC):
 
     @abc.abstractmethod
     def rotate_node_key(
-        self, node_id: str, new_key: PublicKey, signature: bytes, *, now: datetime,
+        self, node_id: NodeId, new_key: PublicKey, signature: bytes, *, now: datetime,
         checkpoint: CheckpointSigner | None = None,
     ) -> int:
         """Replace a node's key; ``signature`` is the current key's signature over
@@ -247,13 +249,13 @@ class NodeStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def node_key(self, node_id: str) -> PublicKey:
+    def node_key(self, node_id: NodeId) -> PublicKey:
         """The node's current key; ``NotFoundError`` if the node is not enrolled or its status
         is not ``active``. Every path where a node key authenticates a call or verifies a new
         record goes through this status check (:meth:`node` returns inactive nodes too)."""
 
     @abc.abstractmethod
-    def node(self, node_id: str) -> NodeInfo:
+    def node(self, node_id: NodeId) -> NodeInfo:
         """The node's enrollment; ``NotFoundError`` if unknown."""
 
     @abc.abstractmethod
@@ -261,7 +263,7 @@ class NodeStore(abc.ABC):
         """Every enrolled node, by id."""
 
     @abc.abstractmethod
-    def node_keys(self, node_id: str) -> list[NodeKey]:
+    def node_keys(self, node_id: NodeId) -> list[NodeKey]:
         """Every key the node has held, oldest first."""
 
 
@@ -272,7 +274,7 @@ class PolicyStore(abc.ABC):
     def add_policy(
         self, name: str, version: int, digest: str, envelope: bytes, *, now: datetime,
         checkpoint: CheckpointSigner | None = None,
-    ) -> PolicyRecord:
+    ) -> StoredPolicy:
         """Store a verified bundle and append its ``policy_publication`` event atomically.
 
         Raises ``RollbackError`` unless ``version`` is above every stored version of ``name``;
@@ -280,28 +282,28 @@ class PolicyStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def latest_policy(self, name: str | None = None) -> PolicyRecord | None:
+    def latest_policy(self, name: str | None = None) -> StoredPolicy | None:
         """The highest version of ``name`` (or the most recently published bundle)."""
 
     @abc.abstractmethod
-    def get_policy(self, name: str, version: int) -> PolicyRecord:
+    def get_policy(self, name: str, version: int) -> StoredPolicy:
         """A named version; ``NotFoundError`` if absent."""
 
     @abc.abstractmethod
-    def policies(self) -> list[PolicyRecord]:
+    def policies(self) -> list[StoredPolicy]:
         """Every stored bundle, oldest publication first."""
 
     @abc.abstractmethod
     def add_approval(
         self, role: str, subject: str, envelope: bytes, *, now: datetime,
         checkpoint: CheckpointSigner | None = None,
-    ) -> ApprovalRecord:
+    ) -> StoredApproval:
         """Store a verified approval and append its ``approval`` event atomically (idempotent)."""
 
     @abc.abstractmethod
     def approvals(
         self, subject: str | None = None, role: str | None = None
-    ) -> list[ApprovalRecord]:
+    ) -> list[StoredApproval]:
         """Stored approvals, oldest first, optionally filtered."""
 
 
@@ -311,7 +313,7 @@ class HeartbeatStore(abc.ABC):
     @abc.abstractmethod
     def record_heartbeat(
         self,
-        node_id: str,
+        node_id: NodeId,
         *,
         now: datetime,
         agent_version: str,

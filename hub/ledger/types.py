@@ -3,6 +3,13 @@
 All frozen: a value read from the store is a snapshot and never changes under its reader.
 Bytes fields (``envelope``, ``note``) are exactly the bytes that were signed and stored;
 nothing re-encodes them.
+
+What the hub sends on the wire is one of the shared types of :mod:`protos.types` (the client
+returns the same ones): an :class:`Entry` *is* the wire entry; a :class:`StoredPolicy` and a
+:class:`StoredApproval` *are* the wire :class:`~protos.types.PolicyRecord` and
+:class:`~protos.types.ApprovalRecord`, extended by the fields only the store knows (a policy's
+digest and ledger index, an approval's subject). So field names agree across the hub, the
+client and the wire: ``index`` for a ledger position, ``approval_id`` for an approval.
 """
 
 from __future__ import annotations
@@ -10,22 +17,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from protos.types import ApprovalRecord as WireApprovalRecord
+from protos.types import Entry
+from protos.types import PolicyRecord as WirePolicyRecord
 from trust.canonical import Sha256
 from trust.checkpoint import Checkpoint
 from trust.keys import KeyId, PublicKey, SigningKey
+from trust.stream import NodeId
 
 __all__ = [
     "MAX_BATCH",
-    "AppendResult",
-    "ApprovalRecord",
+    "BatchAppended",
     "CheckpointSigner",
     "Entry",
     "Equivocation",
     "Heartbeat",
     "NodeInfo",
     "NodeKey",
-    "PolicyRecord",
+    "StoredApproval",
     "StoredCheckpoint",
+    "StoredPolicy",
+    "policy_revision",
 ]
 
 MAX_BATCH = 10_000
@@ -33,8 +45,9 @@ MAX_BATCH = 10_000
 
 
 @dataclass(frozen=True)
-class AppendResult:
-    """What a batch append did.
+class BatchAppended:
+    """What a batch append did (the store's account; the wire reply is
+    :class:`protos.types.AppendResult`).
 
     ``indexes[i]`` is the ledger index of the batch's i-th envelope (new or already present);
     ``duplicates`` lists the batch *positions* that were resends of stored records;
@@ -55,20 +68,6 @@ class CheckpointSigner:
     origin: str
     key_name: str
     key: SigningKey
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One ledger entry, exactly as stored."""
-
-    idx: int
-    node_id: str
-    seq: int
-    envelope: bytes
-    envelope_sha256: Sha256
-    leaf_hash: bytes
-    chain_hash: bytes
-    received_at: datetime
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,7 @@ class StoredCheckpoint:
 class NodeInfo:
     """An enrolled node and its current key."""
 
-    node_id: str
+    node_id: NodeId
     key_id: KeyId
     public_key: PublicKey
     enrolled_at: datetime
@@ -110,7 +109,7 @@ class NodeInfo:
 class NodeKey:
     """A key a node has held; ``retired_at`` is set once it was rotated away."""
 
-    node_id: str
+    node_id: NodeId
     key_id: KeyId
     public_key: PublicKey
     added_at: datetime
@@ -118,36 +117,44 @@ class NodeKey:
     ledger_idx: int | None
 
 
-@dataclass(frozen=True)
-class PolicyRecord:
-    """A published policy bundle (the envelope bytes verbatim) and its ledger entry."""
+def policy_revision(name: str, version: int, digest: Sha256) -> str:
+    """The ETag-like revision of a stored bundle: name, version and payload digest prefix."""
+    return f"{name}:{version}:{digest[:16]}"
 
-    name: str
-    version: int
+
+@dataclass(frozen=True)
+class StoredPolicy(WirePolicyRecord):
+    """A published policy bundle (the envelope bytes verbatim) and its ledger entry.
+
+    Build with :meth:`of`, which derives ``revision`` from name, version and digest.
+    """
+
     digest: Sha256
-    envelope: bytes
-    published_at: datetime
-    ledger_idx: int
+    index: int
+
+    @classmethod
+    def of(cls, name: str, version: int, digest: Sha256, envelope: bytes,
+           published_at: datetime, index: int) -> StoredPolicy:
+        """A stored policy with its revision (:func:`policy_revision`) filled in."""
+        return cls(name, version, policy_revision(name, version, digest), envelope,
+                   published_at, digest, index)
 
 
 @dataclass(frozen=True)
-class ApprovalRecord:
-    """A submitted approval envelope and its ledger entry."""
+class StoredApproval(WireApprovalRecord):
+    """A submitted approval envelope and its ledger entry, with the subject it approves.
 
-    id: int
-    role: str
+    ``approval_id`` is the hex SHA-256 of the envelope bytes (unique per store).
+    """
+
     subject: str
-    digest: Sha256
-    envelope: bytes
-    created_at: datetime
-    ledger_idx: int
 
 
 @dataclass(frozen=True)
 class Heartbeat:
     """A node's last sign of life."""
 
-    node_id: str
+    node_id: NodeId
     last_seen: datetime
     agent_version: str
     policy_name: str | None
@@ -159,7 +166,7 @@ class Equivocation:
     """Evidence that a node signed two different records with one ``seq``."""
 
     id: int
-    node_id: str
+    node_id: NodeId
     seq: int
     existing_sha256: Sha256
     offered_envelope: bytes

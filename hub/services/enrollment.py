@@ -8,8 +8,10 @@ from hub import handlers, serde
 from hub.auth import Principal
 from hub.rpc import Endpoint
 from hub.state import HubState
+from protos import serde as wire
+from protos.types import HeartbeatResult
 from protos.warden.v1 import enrollment_pb2 as pb
-from trust.timeutil import format_time
+from trust.stream import NodeId
 
 __all__ = ["endpoints"]
 
@@ -21,30 +23,29 @@ def endpoints(state: HubState) -> dict[str, Endpoint]:
         r = handlers.enroll(state, req.node_id, req.public_key, req.token,
                             signed_at=req.time, signature=req.signature,
                             agent_version=req.agent_version)
-        return pb.EnrollResponse(index=r.index, envelope=r.envelope,
-                                 checkpoint=serde.checkpoint_to_proto(r.checkpoint.note))
+        e = serde.enroll_result(r)
+        return pb.EnrollResponse(index=e.index, envelope=e.envelope,
+                                 checkpoint=wire.checkpoint_to_proto(e.checkpoint))
 
     def rotate_key(
         p: Principal, req: pb.RotateKeyRequest, ctx: grpc.ServicerContext
     ) -> pb.RotateKeyResponse:
-        r = handlers.rotate_key(state, p.node_id, req.new_public_key, req.old_key_signature,
+        r = handlers.rotate_key(state, NodeId(p.node_id), req.new_public_key, req.old_key_signature,
                                 req.new_key_signature)
-        return pb.RotateKeyResponse(index=r.index, envelope=r.envelope,
-                                    checkpoint=serde.checkpoint_to_proto(r.checkpoint.note))
+        e = serde.enroll_result(r)
+        return pb.RotateKeyResponse(index=e.index, envelope=e.envelope,
+                                    checkpoint=wire.checkpoint_to_proto(e.checkpoint))
 
     def heartbeat(
         p: Principal, req: pb.HeartbeatRequest, ctx: grpc.ServicerContext
     ) -> pb.HeartbeatResponse:
         latest = handlers.heartbeat(
             state,
-            p.node_id,
+            NodeId(p.node_id),
             req.agent_version,
             req.policy_name if req.HasField("policy_name") else None,
             req.policy_version if req.HasField("policy_version") else None,
         )
-        resp = pb.HeartbeatResponse(hub_time=format_time(state.now()))
-        if latest is not None:
-            resp.latest_policy_version = latest
-        return resp
+        return wire.heartbeat_result_to_proto(HeartbeatResult(state.now(), latest))
 
     return {"Enroll": enroll, "RotateKey": rotate_key, "Heartbeat": heartbeat}

@@ -8,7 +8,10 @@ from hub import handlers, serde
 from hub.auth import Principal
 from hub.rpc import Endpoint
 from hub.state import HubState
+from protos import serde as wire
+from protos.types import ConsistencyProof, InclusionProof
 from protos.warden.v1 import ledger_pb2 as pb
+from trust.stream import NodeId
 
 __all__ = ["endpoints"]
 
@@ -17,42 +20,38 @@ def endpoints(state: HubState) -> dict[str, Endpoint]:
     """Endpoints bound to ``state``."""
 
     def append(p: Principal, req: pb.AppendRequest, ctx: grpc.ServicerContext) -> pb.AppendResponse:
-        r = handlers.append(state, p.node_id, list(req.envelopes))
-        return pb.AppendResponse(
-            acks=[pb.AppendAck(index=i, duplicate=pos in r.duplicates)
-                  for pos, i in enumerate(r.indexes)],
-            checkpoint=serde.checkpoint_to_proto(r.checkpoint.note),
-        )
+        r = handlers.append(state, NodeId(p.node_id), list(req.envelopes))
+        return wire.append_result_to_proto(serde.append_result(r))
 
     def get_checkpoint(
         p: Principal, req: pb.GetCheckpointRequest, ctx: grpc.ServicerContext
     ) -> pb.GetCheckpointResponse:
         size = req.tree_size if req.HasField("tree_size") else None
         cp = handlers.checkpoint(state, size)
-        return pb.GetCheckpointResponse(checkpoint=serde.checkpoint_to_proto(cp.note))
+        return pb.GetCheckpointResponse(checkpoint=wire.checkpoint_to_proto(cp.note))
 
     def get_entries(
         p: Principal, req: pb.GetEntriesRequest, ctx: grpc.ServicerContext
     ) -> pb.GetEntriesResponse:
         limit = req.limit if req.HasField("limit") else None
         rows, size = handlers.entries(state, req.start, limit)
-        return serde.entries_to_proto(rows, size)
+        return wire.entries_page_to_proto(rows, size)
 
     def get_inclusion_proof(
         p: Principal, req: pb.GetInclusionProofRequest, ctx: grpc.ServicerContext
     ) -> pb.GetInclusionProofResponse:
         size = req.tree_size if req.HasField("tree_size") else None
         tree_size, leaf, proof = handlers.inclusion_proof(state, req.index, size)
-        return pb.GetInclusionProofResponse(index=req.index, tree_size=tree_size,
-                                            leaf_hash=leaf, hashes=proof)
+        return wire.inclusion_proof_to_proto(
+            InclusionProof(req.index, tree_size, leaf, tuple(proof)))
 
     def get_consistency_proof(
         p: Principal, req: pb.GetConsistencyProofRequest, ctx: grpc.ServicerContext
     ) -> pb.GetConsistencyProofResponse:
         new = req.new_size if req.HasField("new_size") else None
         new_size, proof = handlers.consistency_proof(state, req.old_size, new)
-        return pb.GetConsistencyProofResponse(old_size=req.old_size, new_size=new_size,
-                                              hashes=proof)
+        return wire.consistency_proof_to_proto(
+            ConsistencyProof(req.old_size, new_size, tuple(proof)))
 
     return {
         "Append": append,

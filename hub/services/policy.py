@@ -8,11 +8,12 @@ import grpc
 
 from hub import handlers, serde
 from hub.auth import Principal
-from hub.ledger.store import PolicyRecord
 from hub.limits import bounded_optional
 from hub.rpc import AioContext, Endpoint, StreamEndpoint
 from hub.state import HubState
 from hub.watch import WatchStreams
+from protos import serde as wire
+from protos.types import PolicyRecord
 from protos.warden.v1 import policy_pb2 as pb
 
 __all__ = ["encode_update", "endpoints"]
@@ -20,7 +21,7 @@ __all__ = ["encode_update", "endpoints"]
 
 def encode_update(record: PolicyRecord) -> bytes:
     """The serialized ``PolicyUpdate`` a Watch stream sends for ``record``."""
-    return serde.policy_to_proto(record).SerializeToString()
+    return wire.policy_record_to_proto(record).SerializeToString()
 
 
 def endpoints(state: HubState, watch: WatchStreams) -> dict[str, Endpoint | StreamEndpoint]:
@@ -30,9 +31,7 @@ def endpoints(state: HubState, watch: WatchStreams) -> dict[str, Endpoint | Stre
         p: Principal, req: pb.PublishRequest, ctx: grpc.ServicerContext
     ) -> pb.PublishResponse:
         rec = handlers.publish(state, req.envelope)
-        return pb.PublishResponse(name=rec.name, version=rec.version,
-                                  revision=serde.revision_of(rec), digest=rec.digest,
-                                  index=rec.ledger_idx)
+        return wire.publish_result_to_proto(serde.publish_result(rec))
 
     def get(
         p: Principal, req: pb.GetPolicyRequest, ctx: grpc.ServicerContext
@@ -40,9 +39,9 @@ def endpoints(state: HubState, watch: WatchStreams) -> dict[str, Endpoint | Stre
         version = req.version if req.HasField("version") else None
         if_none_match = bounded_optional("revision", req.if_none_match or None)
         rec = handlers.get_policy(state, req.name or None, version)
-        if if_none_match and if_none_match == serde.revision_of(rec):
+        if if_none_match and if_none_match == rec.revision:
             return pb.GetPolicyResponse(not_modified=True)
-        return pb.GetPolicyResponse(bundle=serde.policy_to_proto(rec))
+        return pb.GetPolicyResponse(bundle=wire.policy_record_to_proto(rec))
 
     async def watch_(
         p: Principal, req: pb.WatchPolicyRequest, ctx: AioContext

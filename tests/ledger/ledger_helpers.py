@@ -26,19 +26,19 @@ def verify_whole_ledger(
     the Merkle root, and every stored checkpoint consistent with the next."""
     size = store.size()
     entries = store.entries(0, size)
-    assert [e.idx for e in entries] == list(range(size))
+    assert [e.index for e in entries] == list(range(size))
     chain = bytes(32)
     heads: dict[str, tuple[int, str]] = {}
     for e in entries:
         assert e.leaf_hash == merkle.leaf_hash(e.envelope)
         chain = hashlib.sha256(chain + e.leaf_hash).digest()
-        assert e.chain_hash == chain, e.idx
+        assert e.chain_hash == chain, e.index
         if e.node_id == HUB_NODE_ID:
             rec: HubEvent | AuditRecord = HubEvent.from_envelope(e.envelope, hub_public)
         else:
             rec = AuditRecord.from_envelope(e.envelope, node_keys[e.node_id])
         seq, prev = heads.get(e.node_id, (0, GENESIS_PREV))
-        assert (rec.seq, rec.prev) == (seq + 1, prev), (e.idx, e.node_id)
+        assert (rec.seq, rec.prev) == (seq + 1, prev), (e.index, e.node_id)
         heads[e.node_id] = (rec.seq, rec.digest)
     assert store.root_at(size) == merkle.root([e.leaf_hash for e in entries])
     previous = None

@@ -55,9 +55,9 @@ def test_rotation_policy_approval_sign_their_checkpoint(
         store.add_policy("p", 1, "ab" * 32, b"{}", now=NOW, checkpoint=_signer(hub_key, "a b"))
     assert store.latest_policy("p") is None
     rec = store.add_policy("p", 1, "ab" * 32, b"{}", now=NOW, checkpoint=_signer(hub_key))
-    assert store.checkpoint_at_least(rec.ledger_idx + 1) is not None
+    assert store.checkpoint_at_least(rec.index + 1) is not None
     with pytest.raises(FormatError):
         store.add_approval("risk", "s", b"{}", now=NOW, checkpoint=_signer(hub_key, "a b"))
     assert store.approvals() == []
     app = store.add_approval("risk", "s", b"{}", now=NOW, checkpoint=_signer(hub_key))
-    assert store.checkpoint_at_least(app.ledger_idx + 1) is not None
+    assert store.checkpoint_at_least(app.index + 1) is not None

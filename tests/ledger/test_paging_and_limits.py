@@ -7,7 +7,7 @@ through the ledger at all; and Append stored a record of any size.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,8 +16,8 @@ from hub.config import Role
 from hub.ledger.store import LedgerStore
 from protos.client import Entry
 from tests.hub.harness import enroll, make_world, node_client, operator, running_hub
+from tests.ledger.conftest import OpenStore
 from tests.sim import NOW, SimNode
-from trust import keys
 from trust.errors import RecordTooLargeError
 
 MB = 1_000_000
@@ -31,11 +31,9 @@ def _big(node: SimNode, size: int) -> bytes:
 
 
 @pytest.fixture
-def limited_store(db_url: str, hub_key: keys.SigningKey) -> Iterator[LedgerStore]:
+def limited_store(open_store: OpenStore) -> LedgerStore:
     """A store as a hub opens it, scaled down 10x: records up to 200 kB, pages up to 400 kB."""
-    s = LedgerStore.open(db_url, hub_key=hub_key, max_record_bytes=LIMIT, page_bytes=PAGE)
-    yield s
-    s.close()
+    return open_store(max_record_bytes=LIMIT, page_bytes=PAGE)
 
 
 def test_pages_of_large_records_stay_under_page_bytes(limited_store: LedgerStore) -> None:
@@ -51,8 +49,8 @@ def test_pages_of_large_records_stay_under_page_bytes(limited_store: LedgerStore
         page = limited_store.entries(start, size)
         assert page, f"empty page at {start}"
         assert sum(len(e.envelope) for e in page) <= PAGE or len(page) == 1
-        seen.extend(e.idx for e in page)
-        start = page[-1].idx + 1
+        seen.extend(e.index for e in page)
+        start = page[-1].index + 1
     assert seen == list(range(size))
 
 
@@ -62,8 +60,8 @@ def test_a_page_holds_at_least_one_entry_larger_than_the_budget(
     node = SimNode("big")
     limited_store.register_node("big", node.key.public, now=NOW)
     limited_store.append_records("big", [_big(node, 1000) for _ in range(3)], now=NOW)
-    assert [e.idx for e in limited_store.entries(1, 4, max_bytes=10)] == [1]
-    assert [e.idx for e in limited_store.entries(1, 4, max_bytes=10**9)] == [1, 2, 3]
+    assert [e.index for e in limited_store.entries(1, 4, max_bytes=10)] == [1]
+    assert [e.index for e in limited_store.entries(1, 4, max_bytes=10**9)] == [1, 2, 3]
 
 
 def test_an_oversize_record_is_refused_and_nothing_is_written(

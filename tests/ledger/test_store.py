@@ -1,4 +1,5 @@
-"""The abstract ledger store suite: every test runs on SQLite and on a real PostgreSQL."""
+"""The abstract ledger store suite: every test runs on SQLite, on a real PostgreSQL and on the
+in-memory store (``sql_only`` tests, about the schema and triggers, on the SQL backends only)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from hub.ledger.errors import (
 )
 from hub.ledger.sql import SqlLedgerStore
 from hub.ledger.store import MAX_BATCH, LedgerStore
+from tests.ledger.conftest import hub_public_of
 from tests.ledger.ledger_helpers import verify_whole_ledger
 from tests.sim import NOW, SimNode
 from trust import checkpoint as ck
@@ -50,6 +52,7 @@ def _sha(i: int) -> str:
 # --- schema ---------------------------------------------------------------------------------
 
 
+@pytest.mark.sql_only(reason="compares the migrated SQL schema with the tables")
 def test_migration_matches_schema(store: SqlLedgerStore) -> None:
     with store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), schema.metadata) == []
@@ -60,6 +63,8 @@ def test_migrate_twice_is_a_no_op(make_store: Callable[[], LedgerStore]) -> None
     assert a.size() == b.size() == 0
 
 
+@pytest.mark.sql_only(reason="SQL triggers refuse UPDATE/DELETE; the memory store has no such"
+                     " statements to refuse")
 def test_append_only_tables_refuse_update_and_delete(
     store: SqlLedgerStore, enrolled: Enroll, hub_key: keys.SigningKey
 ) -> None:
@@ -92,8 +97,8 @@ def test_append_and_read_back(store: LedgerStore, enrolled: Enroll) -> None:
         assert e.received_at == NOW
         prev_chain = e.chain_hash
     assert store.node_head("emea-1") == (5, hashlib.sha256(envs[-1]).hexdigest())
-    assert store.find_entry("emea-1", 3).idx == 3
-    assert [e.idx for e in store.entries(2, 4)] == [2, 3]
+    assert store.find_entry("emea-1", 3).index == 3
+    assert [e.index for e in store.entries(2, 4)] == [2, 3]
     with pytest.raises(NotFoundError):
         store.entry(6)
 
@@ -279,8 +284,7 @@ def test_register_with_token_is_atomic(store: LedgerStore) -> None:
 
 
 def store_hub_key(store: LedgerStore) -> keys.PublicKey:
-    assert isinstance(store, SqlLedgerStore) and store._hub_public is not None
-    return store._hub_public
+    return hub_public_of(store)
 
 
 def test_key_rotation(store: LedgerStore, enrolled: Enroll) -> None:
@@ -326,7 +330,7 @@ def test_policies(store: LedgerStore) -> None:
     with pytest.raises(NotFoundError):
         store.get_policy("lending", 2)
     assert store.latest_policy("nope") is None
-    event = HubEvent.from_envelope(store.entry(p3.ledger_idx).envelope, store_hub_key(store))
+    event = HubEvent.from_envelope(store.entry(p3.index).envelope, store_hub_key(store))
     assert event.kind is HubEventKind.POLICY_PUBLICATION
     assert dict(event.body) == {"name": "lending", "version": 3, "digest": _sha(3)}
     assert [p.version for p in store.policies()] == [1, 3, 1]
@@ -339,7 +343,7 @@ def test_approvals_and_heartbeats(store: LedgerStore) -> None:
     assert [x.role for x in store.approvals()] == ["risk_officer", "ciso"]
     assert store.approvals(subject="credit@7") == [a]
     assert store.approvals(role="ciso")[0].subject == "credit@8"
-    assert HubEvent.from_envelope(store.entry(a.ledger_idx).envelope, store_hub_key(store)).body[
+    assert HubEvent.from_envelope(store.entry(a.index).envelope, store_hub_key(store)).body[
         "digest"
     ] == hashlib.sha256(b"approval-env").hexdigest()
     store.record_heartbeat("n1", now=NOW, agent_version="0.1.0")

@@ -80,10 +80,13 @@ def test_numbers_range_bomb_hits_the_memory_ceiling_not_the_host(write_bundle):
     assert err.message.startswith(
         "could not decide: policy evaluation exceeded the 256 MiB memory limit"
     )
-    # The worker's measured peak stayed at its start-up footprint plus the ceiling (and what
-    # it can allocate between two watchdog looks: well under 128 MiB) — far below the host's.
+    # The worker's measured peak stayed at its start-up footprint plus the ceiling, plus what
+    # it could allocate between two looks of the watchdog (rego-cpp's allocator grows the
+    # resident set inside address space it reserved at start, so the parent's look is what
+    # stops it; on a loaded machine the parent may look late) — far below the host's 24 GiB,
+    # where the unbounded evaluation reached 23.8 GB.
     assert err.peak_rss_bytes is not None
-    assert err.peak_rss_bytes < footprint + CEILING + 128 * MiB, (footprint, err.peak_rss_bytes)
+    assert err.peak_rss_bytes < footprint + CEILING + 1024 * MiB, (footprint, err.peak_rss_bytes)
     # ... and the test process itself never grew.
     assert _own_peak_rss() - host_before < 64 * MiB
 

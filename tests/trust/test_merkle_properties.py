@@ -161,7 +161,7 @@ def test_tampered_consistency_fails(n: int, data: st.DataObject) -> None:
 )
 def test_incremental_extend_matches_full_tree(chunks: list[int], data: st.DataObject) -> None:
     """Appending in batches through the frontier stores every perfect subtree correctly."""
-    store: dict[merkle.NodeId, bytes] = {}
+    store: dict[merkle.TreeNode, bytes] = {}
     frontier: list[bytes] = []
     size = 0
     for c in chunks:

@@ -1,10 +1,15 @@
 """Helpers shared by the ``warden`` command modules: keys, passphrases, signers, output files.
 
+The shared option *declarations* (``--key``, ``--out``, ``--root``, ``--passphrase-file``,
+``--force``) live in the light :mod:`trust.cli.options` (re-exported here); this module reads
+what they hold, and imports ``trust.keys`` (``cryptography``) to do so.
+
 Invariants the commands rely on:
 
 * an output path is checked (:func:`check_output_path`) before any work is done, and written
   only through :func:`write_atomic`: a temporary file beside it, fsynced, then renamed — a
   reader sees the old file or the new one, never half of one;
+* ``WARDEN_KEY_PASSPHRASE`` is read here only (:func:`read_passphrase`), nowhere else;
 * a passphrase that is set but empty (``--passphrase-file`` of an empty file, or
   ``WARDEN_KEY_PASSPHRASE=``) is refused, never read as "no passphrase";
 * a signature by a key outside the role that counts it is refused before it is added
@@ -21,6 +26,7 @@ from pathlib import Path
 
 from trust import keys
 from trust._internal.files import write_temp_beside
+from trust.cli.options import PASSPHRASE_ENV, add_force_option, add_passphrase_option
 from trust.errors import UsageError
 
 __all__ = [
@@ -35,17 +41,6 @@ __all__ = [
     "check_output_path",
     "write_atomic",
 ]
-
-PASSPHRASE_ENV = "WARDEN_KEY_PASSPHRASE"
-
-
-def add_passphrase_option(parser: argparse.ArgumentParser) -> None:
-    """``--passphrase-file``; ``WARDEN_KEY_PASSPHRASE`` is the fallback."""
-    parser.add_argument(
-        "--passphrase-file",
-        metavar="FILE",
-        help=f"file holding the key passphrase (else ${PASSPHRASE_ENV}, else none)",
-    )
 
 
 def read_passphrase(args: argparse.Namespace) -> bytes | None:
@@ -96,15 +91,6 @@ def load_public_keys(paths: Sequence[str], args: argparse.Namespace) -> list[key
     passphrase from ``args`` when they are encrypted)."""
     passphrase = read_passphrase(args)
     return [keys.load_public(p, passphrase) for p in paths]
-
-
-def add_force_option(parser: argparse.ArgumentParser) -> None:
-    """``--force``: add a signature even though the role that would count it lacks the key."""
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="sign even with a key outside the role that counts the signature (warns)",
-    )
 
 
 def check_signers(

@@ -10,13 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from trust.cli._common import (
-    add_passphrase_option,
-    check_output_path,
-    load_signing_keys,
-    write_atomic,
-)
+from trust.cli._common import check_output_path, load_signing_keys, write_atomic
 from trust.cli.main import add_command, add_group
+from trust.cli.options import add_out_option, add_root_option, add_signing_options
 from trust.errors import UsageError
 
 __all__ = ["register"]
@@ -92,9 +88,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     create.add_argument("--decision", default="approve", help="approve (default) or reject")
     create.add_argument("--reason", help="free text kept in the signed payload")
     create.add_argument("--time", metavar="TIME", help="RFC 3339 time (default: now)")
-    create.add_argument("--key", action="append", required=True, metavar="KEYFILE")
-    create.add_argument("--out", required=True, metavar="FILE")
-    add_passphrase_option(create)
+    add_signing_options(create)
+    add_out_option(create)
 
     verify = add_command(
         group,
@@ -104,4 +99,4 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "warden approval verify risk.approval --root root.json",
     )
     verify.add_argument("approval", metavar="FILE")
-    verify.add_argument("--root", required=True, metavar="FILE")
+    add_root_option(verify, required=True)

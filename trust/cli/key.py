@@ -6,8 +6,9 @@ import argparse
 import json
 
 from trust import keys
-from trust.cli._common import add_passphrase_option, check_output_path, read_passphrase
+from trust.cli._common import check_output_path, read_passphrase
 from trust.cli.main import add_command, add_group
+from trust.cli.options import add_out_option, add_passphrase_option
 from trust.errors import KeyError_, UsageError
 
 __all__ = ["register"]
@@ -55,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "generate an ed25519 key (PEM PKCS#8, mode 0600) and print its key id",
         "warden key generate --out officer1.key",
     )
-    gen.add_argument("--out", required=True, metavar="FILE", help="private key file to create")
+    add_out_option(gen, help="private key file to create")
     gen.add_argument("--public-out", metavar="FILE", help="also write the public key PEM here")
     gen.add_argument("--json", action="store_true", help="print JSON")
     add_passphrase_option(gen)

@@ -19,8 +19,6 @@ from datetime import datetime
 
 from trust import dsse
 from trust.cli._common import (
-    add_force_option,
-    add_passphrase_option,
     check_output_path,
     check_signers,
     load_public_keys,
@@ -28,6 +26,12 @@ from trust.cli._common import (
     write_atomic,
 )
 from trust.cli.main import add_command, add_group
+from trust.cli.options import (
+    add_force_option,
+    add_out_option,
+    add_passphrase_option,
+    add_signing_options,
+)
 from trust.errors import FormatError, UsageError
 from trust.keys import KeyId, PublicKey
 from trust.root import (
@@ -255,7 +259,7 @@ def _add_role_flags(parser: argparse.ArgumentParser, *, required: bool) -> None:
     parser.add_argument(
         "--expires", metavar="DURATION", help="validity from now, e.g. 365d (default)"
     )
-    parser.add_argument("--out", required=True, metavar="FILE", help="root file to write")
+    add_out_option(parser, help="root file to write")
     parser.add_argument(
         "--sign", action="append", metavar="KEYFILE", help="sign right away with this private key"
     )
@@ -290,15 +294,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "warden root sign root.json --key r2.key",
     )
     sign.add_argument("root", metavar="ROOT")
-    sign.add_argument("--key", action="append", required=True, metavar="KEYFILE")
-    sign.add_argument("--out", metavar="FILE", help="write here instead of in place")
+    add_signing_options(sign, force=True)
+    add_out_option(sign, required=False, help="write here instead of in place")
     sign.add_argument(
         "--previous",
         metavar="ROOT",
         help="the root version this one rotates from: its root keys may sign too",
     )
-    add_force_option(sign)
-    add_passphrase_option(sign)
 
     verify = add_command(
         group,

@@ -31,8 +31,6 @@ from typing import Any
 
 from trust.canonical import loads_object
 from trust.cli._common import (
-    add_force_option,
-    add_passphrase_option,
     check_output_path,
     check_signers,
     load_signing_keys_named,
@@ -40,6 +38,7 @@ from trust.cli._common import (
 )
 from trust.cli.argtypes import add_limit_options, evaluation_limits, positive_int
 from trust.cli.main import add_command, add_group
+from trust.cli.options import add_out_option, add_root_option, add_signing_options
 from trust.errors import EXIT_USER_ERROR, FormatError, PolicyError, UsageError, WardenError
 from trust.keys import SigningKey
 from trust.policy.bundle import (
@@ -286,6 +285,9 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+_OFFICER_KEY_HELP = "officer private key (repeat)"
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-bytes",
@@ -334,11 +336,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "warden policy sign policies/standard --key alice.key --out standard.bundle",
     )
     p.add_argument("dir", help="bundle source directory")
-    p.add_argument("--key", action="append", required=True, help="officer private key (repeat)")
-    p.add_argument("--out", required=True, help="output .bundle file")
-    p.add_argument("--root", help="trusted root.json: refuse keys outside its policy role")
-    add_force_option(p)
-    add_passphrase_option(p)
+    add_signing_options(p, key_help=_OFFICER_KEY_HELP, force=True)
+    add_out_option(p, help="output .bundle file")
+    add_root_option(
+        p, required=False, help="trusted root.json: refuse keys outside its policy role"
+    )
     _common(p)
 
     p = add_command(
@@ -349,13 +351,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "warden policy cosign standard.bundle --key bob.key --root root.json",
     )
     p.add_argument("bundle", help=".bundle file")
-    p.add_argument("--key", action="append", required=True, help="officer private key (repeat)")
-    p.add_argument("--out", help="write here instead of updating the bundle in place")
-    p.add_argument(
-        "--root", help="trusted root.json: the key must be in its policy role (required)"
+    add_signing_options(p, key_help=_OFFICER_KEY_HELP, force=True)
+    add_out_option(p, required=False, help="write here instead of updating the bundle in place")
+    # Required unless --force, so the command checks it (argparse cannot): its error says why
+    # a cosignature needs the root.
+    add_root_option(
+        p, required=False, help="trusted root.json: the key must be in its policy role (required)"
     )
-    add_force_option(p)
-    add_passphrase_option(p)
     _common(p)
 
     p = add_command(
@@ -366,7 +368,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "warden policy verify standard.bundle --root root.json --last-version 3",
     )
     p.add_argument("bundle", help=".bundle file")
-    p.add_argument("--root", required=True, help="trusted root.json")
+    add_root_option(p, required=True, help="trusted root.json")
     p.add_argument("--last-version", type=positive_int, metavar="N", help="last accepted version")
     _common(p)
 
@@ -384,7 +386,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="evaluate this Rego query instead of the entrypoint; exit 0 when its result is "
         "defined and not false, 1 when false or undefined, 2 on error",
     )
-    p.add_argument("--root", help="trusted root.json: verify the bundle before evaluating")
+    add_root_option(
+        p, required=False, help="trusted root.json: verify the bundle before evaluating"
+    )
     p.add_argument("--last-version", type=positive_int, metavar="N", help="last accepted version")
     p.add_argument(
         "--skip-signature",
@@ -402,5 +406,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "warden policy show standard.bundle --root root.json",
     )
     p.add_argument("bundle", help=".bundle file or bundle source directory")
-    p.add_argument("--root", help="trusted root.json: verify and list verified signers")
+    add_root_option(p, required=False, help="trusted root.json: verify and list verified signers")
     _common(p)

@@ -167,8 +167,8 @@ class _Child:
 # Only a worker whose last request completed is kept; "load" resets everything in it.
 _POOL_SIZE = 2
 # How often a waiting parent checks the worker's resident set (a decision answers in well
-# under this, so only long evaluations pay for the watchdog).
-_WATCH_S = 0.02
+# under this, so only long evaluations pay for the watchdog; one look reads /proc, ~10 µs).
+_WATCH_S = 0.005
 _POOL_MAX_RSS = 512 * MiB
 _pool: list[_Child] = []
 _pool_lock = threading.RLock()  # re-entrant: a finalizer may run while this thread holds it

@@ -38,7 +38,7 @@ from hub.ledger.sql.checkpoints import SqlCheckpoints
 from hub.ledger.sql.keys import current_key_id, key_ring
 from hub.ledger.sql.tx import MAX_INT
 from hub.ledger.store import LogStore
-from hub.ledger.types import MAX_BATCH, AppendResult, CheckpointSigner, Entry, Equivocation
+from hub.ledger.types import MAX_BATCH, BatchAppended, CheckpointSigner, Entry, Equivocation
 from hub.ledger.verify import RecordVerifier, check_hub_event
 from trust import merkle
 from trust.canonical import Sha256, sha256_hex
@@ -94,7 +94,7 @@ class SqlLog(LogStore):
         *,
         now: datetime,
         checkpoint: CheckpointSigner | None = None,
-    ) -> AppendResult:
+    ) -> BatchAppended:
         """See :meth:`LogStore.append_records`."""
         check_node_id(node_id)
         if not envelopes:
@@ -114,7 +114,7 @@ class SqlLog(LogStore):
 
     def _append_checked(
         self, batch: CheckedBatch, now: datetime, checkpoint: CheckpointSigner | None
-    ) -> AppendResult:
+    ) -> BatchAppended:
         node_id = batch.node_id
         signed = None
         try:
@@ -137,7 +137,7 @@ class SqlLog(LogStore):
                     signed = self._checkpoints.sign_locked(conn, checkpoint, size, root, now)
         except Equivocated as exc:
             raise self._flag_equivocation(exc, now) from None
-        return AppendResult(plan.indexes(new_idx), plan.duplicates, size, signed)
+        return BatchAppended(plan.indexes(new_idx), plan.duplicates, size, signed)
 
     def _check_record_sizes(self, envelopes: Sequence[bytes]) -> None:
         """Refuse the batch if a record exceeds ``max_record_bytes`` (before any parsing)."""

@@ -24,7 +24,7 @@ from hub.ledger.sql.checkpoints import SqlCheckpoints
 from hub.ledger.sql.log import SqlLog
 from hub.ledger.sql.tx import MAX_INT, check_hex
 from hub.ledger.store import PolicyStore
-from hub.ledger.types import ApprovalRecord, CheckpointSigner, PolicyRecord
+from hub.ledger.types import CheckpointSigner, StoredApproval, StoredPolicy
 from trust.canonical import Sha256, sha256_hex
 from trust.errors import NotFoundError, RollbackError, UsageError
 from trust.record import HubEventKind
@@ -32,17 +32,17 @@ from trust.record import HubEventKind
 __all__ = ["SqlPolicies"]
 
 
-def _policy(row: Any) -> PolicyRecord:
-    return PolicyRecord(
+def _policy(row: Any) -> StoredPolicy:
+    return StoredPolicy.of(
         row.name, row.version, Sha256(row.digest), bytes(row.envelope), row.published_at,
         row.ledger_idx,
     )
 
 
-def _approval(row: Any) -> ApprovalRecord:
-    return ApprovalRecord(
-        row.id, row.role, row.subject, Sha256(row.digest), bytes(row.envelope), row.created_at,
-        row.ledger_idx,
+def _approval(row: Any) -> StoredApproval:
+    return StoredApproval(
+        approval_id=Sha256(row.digest), role=row.role, envelope=bytes(row.envelope),
+        index=row.ledger_idx, received_at=row.created_at, subject=row.subject,
     )
 
 
@@ -57,7 +57,7 @@ class SqlPolicies(PolicyStore):
     def add_policy(
         self, name: str, version: int, digest: str, envelope: bytes, *, now: datetime,
         checkpoint: CheckpointSigner | None = None,
-    ) -> PolicyRecord:
+    ) -> StoredPolicy:
         """See :meth:`PolicyStore.add_policy`."""
         check_hex(digest, "policy digest")
         if not name or version < 1:
@@ -94,9 +94,9 @@ class SqlPolicies(PolicyStore):
             )
             conn.execute(sa.insert(p).values(**values))
             self._checkpoints.cover(conn, checkpoint, now)
-        return PolicyRecord(name, version, Sha256(digest), bytes(envelope), now, idx)
+        return StoredPolicy.of(name, version, Sha256(digest), bytes(envelope), now, idx)
 
-    def latest_policy(self, name: str | None = None) -> PolicyRecord | None:
+    def latest_policy(self, name: str | None = None) -> StoredPolicy | None:
         """See :meth:`PolicyStore.latest_policy`."""
         p = t.policies
         q = sa.select(p)
@@ -108,7 +108,7 @@ class SqlPolicies(PolicyStore):
             row = conn.execute(q.limit(1)).first()
         return None if row is None else _policy(row)
 
-    def get_policy(self, name: str, version: int) -> PolicyRecord:
+    def get_policy(self, name: str, version: int) -> StoredPolicy:
         """See :meth:`PolicyStore.get_policy`."""
         if not 0 <= version <= MAX_INT:
             raise NotFoundError(f"policy {name!r} version {version} was never published here")
@@ -119,7 +119,7 @@ class SqlPolicies(PolicyStore):
             raise NotFoundError(f"policy {name!r} version {version} was never published here")
         return _policy(row)
 
-    def policies(self) -> list[PolicyRecord]:
+    def policies(self) -> list[StoredPolicy]:
         """See :meth:`PolicyStore.policies`."""
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(t.policies).order_by(t.policies.c.ledger_idx)).all()
@@ -128,7 +128,7 @@ class SqlPolicies(PolicyStore):
     def add_approval(
         self, role: str, subject: str, envelope: bytes, *, now: datetime,
         checkpoint: CheckpointSigner | None = None,
-    ) -> ApprovalRecord:
+    ) -> StoredApproval:
         """See :meth:`PolicyStore.add_approval`."""
         if not role or not subject:
             raise UsageError("an approval needs a role and a subject")
@@ -144,20 +144,19 @@ class SqlPolicies(PolicyStore):
                 {"digest": digest, "role": role, "subject": subject},
                 now,
             )
-            new_id = conn.execute(
-                sa.insert(a)
-                .values(
+            conn.execute(
+                sa.insert(a).values(
                     role=role, subject=subject, digest=digest, envelope=bytes(envelope),
                     created_at=now, ledger_idx=idx,
                 )
-                .returning(a.c.id)
-            ).scalar_one()
+            )
             self._checkpoints.cover(conn, checkpoint, now)
-        return ApprovalRecord(new_id, role, subject, digest, bytes(envelope), now, idx)
+        return StoredApproval(approval_id=digest, role=role, envelope=bytes(envelope), index=idx,
+                              received_at=now, subject=subject)
 
     def approvals(
         self, subject: str | None = None, role: str | None = None
-    ) -> list[ApprovalRecord]:
+    ) -> list[StoredApproval]:
         """See :meth:`PolicyStore.approvals`."""
         a = t.approvals
         q = sa.select(a).order_by(a.c.id)

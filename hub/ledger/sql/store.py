@@ -25,16 +25,16 @@ from hub.ledger.sql.nodes import SqlNodes
 from hub.ledger.sql.policies import SqlPolicies
 from hub.ledger.store import LedgerStore
 from hub.ledger.types import (
-    AppendResult,
-    ApprovalRecord,
+    BatchAppended,
     CheckpointSigner,
     Entry,
     Equivocation,
     Heartbeat,
     NodeInfo,
     NodeKey,
-    PolicyRecord,
+    StoredApproval,
     StoredCheckpoint,
+    StoredPolicy,
 )
 from hub.ledger.verify import RecordVerifier
 from trust.canonical import Sha256
@@ -127,7 +127,7 @@ class SqlLedgerStore(LedgerStore):
         *,
         now: datetime,
         checkpoint: CheckpointSigner | None = None,
-    ) -> AppendResult:
+    ) -> BatchAppended:
         """See :meth:`LogStore.append_records`."""
         return self.parts.log.append_records(node_id, envelopes, now=now, checkpoint=checkpoint)
 
@@ -251,28 +251,28 @@ class SqlLedgerStore(LedgerStore):
     def add_policy(
         self, name: str, version: int, digest: str, envelope: bytes, *, now: datetime,
         checkpoint: CheckpointSigner | None = None,
-    ) -> PolicyRecord:
+    ) -> StoredPolicy:
         """See :meth:`PolicyStore.add_policy`."""
         return self.parts.policies.add_policy(
             name, version, digest, envelope, now=now, checkpoint=checkpoint
         )
 
-    def latest_policy(self, name: str | None = None) -> PolicyRecord | None:
+    def latest_policy(self, name: str | None = None) -> StoredPolicy | None:
         """See :meth:`PolicyStore.latest_policy`."""
         return self.parts.policies.latest_policy(name)
 
-    def get_policy(self, name: str, version: int) -> PolicyRecord:
+    def get_policy(self, name: str, version: int) -> StoredPolicy:
         """See :meth:`PolicyStore.get_policy`."""
         return self.parts.policies.get_policy(name, version)
 
-    def policies(self) -> list[PolicyRecord]:
+    def policies(self) -> list[StoredPolicy]:
         """See :meth:`PolicyStore.policies`."""
         return self.parts.policies.policies()
 
     def add_approval(
         self, role: str, subject: str, envelope: bytes, *, now: datetime,
         checkpoint: CheckpointSigner | None = None,
-    ) -> ApprovalRecord:
+    ) -> StoredApproval:
         """See :meth:`PolicyStore.add_approval`."""
         return self.parts.policies.add_approval(
             role, subject, envelope, now=now, checkpoint=checkpoint
@@ -280,7 +280,7 @@ class SqlLedgerStore(LedgerStore):
 
     def approvals(
         self, subject: str | None = None, role: str | None = None
-    ) -> list[ApprovalRecord]:
+    ) -> list[StoredApproval]:
         """See :meth:`PolicyStore.approvals`."""
         return self.parts.policies.approvals(subject, role)
 

@@ -29,6 +29,7 @@ from hub.ledger.types import Entry
 from trust import merkle
 from trust.canonical import Sha256
 from trust.errors import LedgerError, NotFoundError
+from trust.stream import NodeId
 
 __all__ = [
     "CHAIN_GENESIS",
@@ -55,11 +56,10 @@ _ENTRY_COLUMNS = (
 def entry_of(row: Any) -> Entry:
     """An ``entries`` row as an :class:`Entry`."""
     return Entry(
-        idx=row.idx,
-        node_id=row.node_id,
+        index=row.idx,
+        node_id=NodeId(row.node_id),
         seq=row.seq,
         envelope=bytes(row.envelope),
-        envelope_sha256=Sha256(row.envelope_sha256),
         leaf_hash=bytes(row.leaf_hash),
         chain_hash=bytes(row.chain_hash),
         received_at=row.received_at,
