@@ -47,6 +47,7 @@ from hub.tls import hash_token
 from protos.callsig import MD_NODE, MD_NONCE, MD_SIGNATURE, MD_TIME, call_message
 from trust.errors import AccessDeniedError, SignatureError
 from trust.keys import PublicKey
+from trust.stream import NodeId
 
 __all__ = [
     "ACCESS",
@@ -101,11 +102,15 @@ class Principal:
     name: str
 
     @property
-    def node_id(self) -> str:
-        """The node id of a node caller; :class:`AccessDeniedError` for anyone else."""
+    def node_id(self) -> NodeId:
+        """The node id of a node caller; :class:`AccessDeniedError` for anyone else.
+
+        A node principal exists only after its id was checked and its call signature
+        verified under the key enrolled for it, so the name is a valid :data:`NodeId`.
+        """
         if self.kind is not Caller.NODE:
             raise AccessDeniedError(f"{self.name} is not a node")
-        return self.name
+        return NodeId(self.name)
 
     def __str__(self) -> str:
         return f"{self.kind.value}:{self.name}"

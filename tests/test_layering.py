@@ -133,11 +133,9 @@ print(json.dumps({"imported": names, "loaded": sorted({m.split(".")[0] for m in 
 # --- generated protobuf code stays at the edge ------------------------------------------------
 
 PB2_IMPORTERS: tuple[str, ...] = (
-    "hub/serde.py",  # the one domain <-> message conversion on the hub side
     "hub/services/*.py",  # thin servicers: convert, call a handler, convert back
     "protos/client.py",  # the one client: converts replies to its result types
     "protos/serde.py",  # the one wire-type <-> message conversion both sides use
-    "protos/callsig.py",  # call signatures cover the serialized request (if it ever must)
     "protos/generate.py",  # regenerates the stubs
     "protos/warden/v1/*_pb2.py",  # the generated code itself
     "protos/warden/v1/*_pb2_grpc.py",
@@ -215,7 +213,8 @@ def test_every_allowed_importer_exists() -> None:
         ("hub/server.py", "from protos.warden.v1 import ledger_pb2", True),
         ("hub/server.py", "from grpc_health.v1 import health_pb2", False),
         ("hub/handlers.py", "from grpc_health.v1 import health_pb2", True),
-        ("hub/serde.py", "from protos.warden.v1 import ledger_pb2", False),
+        ("hub/serde.py", "from protos.warden.v1 import ledger_pb2", True),
+        ("protos/serde.py", "from protos.warden.v1 import ledger_pb2", False),
         ("hub/services/ledger.py", "from protos.warden.v1 import ledger_pb2 as pb", False),
         ("protos/client.py", "from protos.warden.v1 import ledger_pb2", False),
         ("protos/errors.py", "from .warden.v1 import ledger_pb2", True),

@@ -35,11 +35,12 @@ __all__ = [
     "open_signed",
 ]
 
-HUB_NODE_ID = "hub"
 GENESIS_PREV = Sha256("0" * 64)
 
 NodeId = NewType("NodeId", str)
 """A node's name: 1–128 characters of ``[A-Za-z0-9._-]``, starting alphanumeric."""
+HUB_NODE_ID = NodeId("hub")
+"""The stream of hub events: a node id no node may enroll under."""
 
 _NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 

@@ -11,7 +11,7 @@ punctuation-insensitive and accepts the common synonyms listed in :data:`SECTION
 ``completeness`` is the share of the nine sections present. Everything here is pure:
 :func:`card_from_text` parses a card's text (the file's name is passed in), and reading the
 file is :func:`agent.checks.files.parse_model_card`, called by the I/O edge
-(:func:`agent.checks.evidence.run_checks`).
+(:func:`agent.checks.run.run_checks`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The files the checks need, read (and profiles written) at the I/O edge.
 
-The check modules are pure; :func:`agent.checks.evidence.run_checks` and the ``warden
+The check modules are pure; :func:`agent.checks.run.run_checks` and the ``warden
 check`` / ``warden profile`` commands read through these helpers and pass bytes, text or
 parsed documents in. Invariants: every unreadable, missing, non-UTF-8 or malformed file is a
 one-line :class:`~trust.errors.DataError` / :class:`~trust.errors.FormatError` naming the

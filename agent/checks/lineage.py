@@ -4,7 +4,7 @@ Pure: nothing here reads a file or the clock. :func:`manifest_from_text` parses 
 type-checks a manifest's text (the file's name is passed in for messages and to choose JSON or
 YAML); :func:`lineage_evidence` takes the parsed manifest, digests computed by the caller and
 an explicit ``now``. Reading the files is :mod:`agent.checks.files` (``load_manifest``,
-``sha256_file``), called by :func:`agent.checks.evidence.run_checks`.
+``sha256_file``), called by :func:`agent.checks.run.run_checks`.
 
 The model manifest (``manifest.yaml``) has this shape; every key is optional except where
 the policy needs it, and unknown top-level keys are errors (a typo must not hide a field).

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from trust.canonical import Sha256
 from trust.keys import KeyId, PublicKey
 from trust.merkle import leaf_hash
+from trust.stream import NodeId
 
 __all__ = ["CheckedBatch", "CheckedRecord", "HeldKey", "KeyRing"]
 
@@ -30,7 +31,7 @@ __all__ = ["CheckedBatch", "CheckedRecord", "HeldKey", "KeyRing"]
 class CheckedRecord:
     """One verified record of a stream (a node's, or the hub's), ready for the history rules."""
 
-    node_id: str
+    node_id: NodeId
     seq: int
     prev: Sha256
     envelope: bytes
@@ -40,7 +41,7 @@ class CheckedRecord:
 
     @classmethod
     def signed_here(
-        cls, node_id: str, seq: int, prev: Sha256, envelope: bytes, signer: KeyId
+        cls, node_id: NodeId, seq: int, prev: Sha256, envelope: bytes, signer: KeyId
     ) -> CheckedRecord:
         """A record this process has just signed itself (a hub event): nothing to verify."""
         data = bytes(envelope)
@@ -60,7 +61,7 @@ class HeldKey:
 class KeyRing:
     """The keys a node has held (``history``, oldest first) and the one it holds now."""
 
-    node_id: str
+    node_id: NodeId
     current: PublicKey
     history: tuple[HeldKey, ...] = ()
 
@@ -97,6 +98,6 @@ class CheckedBatch:
     records: tuple[CheckedRecord, ...]
 
     @property
-    def node_id(self) -> str:
+    def node_id(self) -> NodeId:
         """The stream the batch was checked for."""
         return self.ring.node_id

@@ -31,6 +31,7 @@ from trust.errors import (
     SequenceGapError,
     SignatureError,
 )
+from trust.stream import NodeId
 
 __all__ = ["AppendPlan", "Equivocated", "Stored", "plan_append", "stored_seqs"]
 
@@ -44,7 +45,7 @@ class Equivocated(Exception):
     Raised inside the write transaction so it rolls back before the flag is written.
     """
 
-    def __init__(self, node_id: str, seq: int, existing: Sha256, offered: bytes) -> None:
+    def __init__(self, node_id: NodeId, seq: int, existing: Sha256, offered: bytes) -> None:
         super().__init__(node_id, seq)
         self.node_id, self.seq, self.existing, self.offered = node_id, seq, existing, offered
 

@@ -62,6 +62,7 @@ from trust.errors import AccessDeniedError, ConfigError, SignatureError, WardenE
 from trust.keys import KeyId, PublicKey
 from trust.merkle import leaf_hash
 from trust.record import HUB_NODE_ID, AuditRecord, HubEvent
+from trust.stream import NodeId
 
 __all__ = [
     "Checked",
@@ -94,7 +95,7 @@ class Checked(NamedTuple):
     leaf_hash: bytes
 
 
-def _check_one(node_id: str, keys: Sequence[PublicKey], envelope: bytes, pos: int) -> _Row:
+def _check_one(node_id: NodeId, keys: Sequence[PublicKey], envelope: bytes, pos: int) -> _Row:
     """Parse and verify one envelope under the first of ``keys`` that signed it.
 
     ``keys[0]`` is tried first and its error is the one raised when no key verifies; a later
@@ -122,7 +123,7 @@ def _check_one(node_id: str, keys: Sequence[PublicKey], envelope: bytes, pos: in
 
 
 def _check_rows(
-    node_id: str, keys: Sequence[PublicKey], envelopes: Sequence[bytes], offset: int
+    node_id: NodeId, keys: Sequence[PublicKey], envelopes: Sequence[bytes], offset: int
 ) -> list[_Row]:
     return [_check_one(node_id, keys, bytes(env), i)
             for i, env in enumerate(envelopes, start=offset)]
@@ -140,7 +141,7 @@ def _batch(ring: KeyRing, envelopes: Sequence[bytes], rows: Sequence[_Row]) -> C
 
 
 def check_records(
-    node_id: str, key: PublicKey, envelopes: Sequence[bytes], *, offset: int = 0
+    node_id: NodeId, key: PublicKey, envelopes: Sequence[bytes], *, offset: int = 0
 ) -> list[Checked]:
     """Verify and parse each envelope as a record of ``node_id`` signed by ``key``.
 
@@ -176,7 +177,7 @@ class _Refused:
 
 
 def _worker_check(
-    node_id: str, key_raws: list[bytes], envelopes: list[bytes], offset: int
+    node_id: NodeId, key_raws: list[bytes], envelopes: list[bytes], offset: int
 ) -> list[_Row] | _Refused:
     # Runs in a worker. Plain tuples travel back (a named tuple would be rebuilt by pickle
     # through Python code, per record); typed errors travel as values (pickling drops hints).
@@ -289,7 +290,7 @@ class RecordVerifier:
             raise _start_failure(self.workers, exc) from exc
         return pool
 
-    def check(self, node_id: str, key: PublicKey, envelopes: Sequence[bytes]) -> list[Checked]:
+    def check(self, node_id: NodeId, key: PublicKey, envelopes: Sequence[bytes]) -> list[Checked]:
         """:func:`check_records` over the batch, split across the workers."""
         batch = self.check_batch(KeyRing(node_id, key), envelopes)
         return [Checked(r.seq, r.prev, r.digest, r.leaf_hash) for r in batch.records]

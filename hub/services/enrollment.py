@@ -11,7 +11,6 @@ from hub.state import HubState
 from protos import serde as wire
 from protos.types import HeartbeatResult
 from protos.warden.v1 import enrollment_pb2 as pb
-from trust.stream import NodeId
 
 __all__ = ["endpoints"]
 
@@ -30,7 +29,7 @@ def endpoints(state: HubState) -> dict[str, Endpoint]:
     def rotate_key(
         p: Principal, req: pb.RotateKeyRequest, ctx: grpc.ServicerContext
     ) -> pb.RotateKeyResponse:
-        r = handlers.rotate_key(state, NodeId(p.node_id), req.new_public_key, req.old_key_signature,
+        r = handlers.rotate_key(state, p.node_id, req.new_public_key, req.old_key_signature,
                                 req.new_key_signature)
         e = serde.enroll_result(r)
         return pb.RotateKeyResponse(index=e.index, envelope=e.envelope,
@@ -41,7 +40,7 @@ def endpoints(state: HubState) -> dict[str, Endpoint]:
     ) -> pb.HeartbeatResponse:
         latest = handlers.heartbeat(
             state,
-            NodeId(p.node_id),
+            p.node_id,
             req.agent_version,
             req.policy_name if req.HasField("policy_name") else None,
             req.policy_version if req.HasField("policy_version") else None,

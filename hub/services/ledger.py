@@ -11,7 +11,6 @@ from hub.state import HubState
 from protos import serde as wire
 from protos.types import ConsistencyProof, InclusionProof
 from protos.warden.v1 import ledger_pb2 as pb
-from trust.stream import NodeId
 
 __all__ = ["endpoints"]
 
@@ -20,7 +19,7 @@ def endpoints(state: HubState) -> dict[str, Endpoint]:
     """Endpoints bound to ``state``."""
 
     def append(p: Principal, req: pb.AppendRequest, ctx: grpc.ServicerContext) -> pb.AppendResponse:
-        r = handlers.append(state, NodeId(p.node_id), list(req.envelopes))
+        r = handlers.append(state, p.node_id, list(req.envelopes))
         return wire.append_result_to_proto(serde.append_result(r))
 
     def get_checkpoint(

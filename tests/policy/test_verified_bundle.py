@@ -93,3 +93,14 @@ def test_policy_test_on_a_signed_file_says_signatures_were_not_checked(
     assert main(["policy", "test", str(path)]) == 0
     _, err = capsys.readouterr()
     assert f"signature of {path} NOT checked" in err
+
+
+def test_policy_eval_on_a_source_directory_says_it_is_unsigned(write_bundle, tmp_path, capsys):
+    source = write_bundle(SIMPLE)
+    doc = tmp_path / "in.json"
+    doc.write_text("{}")
+    main(["policy", "eval", str(source), "--input", str(doc)])
+    _, err = capsys.readouterr()
+    # A directory was never signed: the warning must not speak of "its signature".
+    assert f"warning: {source} is an unsigned bundle source; evaluated unverified" in err
+    assert "signature of" not in err

@@ -3,6 +3,9 @@
 Most tests call ``trust.cli.main.main`` in-process (fast; an unexpected exception fails the
 test, which is exactly a traceback in real life). A few run the installed ``warden`` console
 script to check what a shell sees: exit codes, one ``error:`` line, no traceback.
+
+Why one file of ~670 lines: it walks one officer's session end to end (keys, root init, sign,
+rotate, verify) with the fixtures that session builds; split, every part would rebuild them.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Every root here is built with fixed keys and verified at fixed times, so expiry boundaries
 are exact. Malformed roots are signed properly, so the test proves the *content* check fires,
 not the signature check.
+
+Why one file of ~510 lines: the named tables of malformed roots and of rotation attacks share
+one set of fixed keys and builders, and read best side by side.
 """
 
 from __future__ import annotations

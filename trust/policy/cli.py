@@ -237,10 +237,11 @@ def _eval(args: argparse.Namespace) -> int:
     try:
         bundle = _load_bundle(args, require_root=not args.skip_signature)
         if isinstance(bundle, UnverifiedPolicyBundle):
-            print(
-                f"warning: signature of {args.bundle} NOT checked (file digests were)",
-                file=sys.stderr,
-            )
+            if bundle.envelope is None:  # a source directory: nothing was ever signed
+                print(f"warning: {args.bundle} is an unsigned bundle source; evaluated "
+                      "unverified", file=sys.stderr)
+            else:
+                _warn_unverified(bundle, args.bundle)
         input_doc = _read_input(args.input)
         limits = evaluation_limits(args)
         engine = (

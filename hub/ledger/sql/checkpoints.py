@@ -22,12 +22,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from hub import db
 from hub.ledger import schema as t
+from hub.ledger.rules import MAX_INT, new_checkpoint
 from hub.ledger.sql import tree
-from hub.ledger.sql.tx import MAX_INT
 from hub.ledger.store import CheckpointStore
 from hub.ledger.types import CheckpointSigner, StoredCheckpoint
 from trust import merkle
-from trust.checkpoint import Checkpoint, parse_checkpoint, parse_note, sign_checkpoint
+from trust.checkpoint import parse_checkpoint, parse_note
 from trust.errors import LedgerError, NotFoundError
 from trust.keys import SigningKey
 
@@ -81,17 +81,13 @@ class SqlCheckpoints(CheckpointStore):
             return latest
         if root is None:
             root = tree.resolve(conn, merkle.root_plan(size))[0]
-        cp = Checkpoint(signer.origin, size, root)
-        note = sign_checkpoint(cp, signer.key_name, signer.key)  # refuses a malformed origin
-        if latest is not None and latest.origin != signer.origin:
-            raise LedgerError(
-                f"this ledger's checkpoints are signed under origin {latest.origin!r}; refusing"
-                f" to sign one under {signer.origin!r} (a ledger keeps one origin for life)"
-            )
+        stored = new_checkpoint(signer, latest, size, root, now)
         conn.execute(
-            sa.insert(t.checkpoints).values(size=size, root_hash=root, note=note, created_at=now)
+            sa.insert(t.checkpoints).values(
+                size=size, root_hash=root, note=stored.note, created_at=now
+            )
         )
-        return StoredCheckpoint(cp, note, now)
+        return stored
 
     def cover(self, conn: Connection, signer: CheckpointSigner | None, now: datetime) -> None:
         """Inside a hub event's write transaction: make a checkpoint cover the new size."""

@@ -13,10 +13,10 @@ from sqlalchemy.engine import Engine
 
 from hub import db
 from hub.ledger import schema as t
-from hub.ledger.sql.tx import MAX_INT
+from hub.ledger.rules import check_heartbeat_version
 from hub.ledger.store import HeartbeatStore
 from hub.ledger.types import Heartbeat
-from trust.errors import UsageError
+from trust.stream import NodeId
 
 __all__ = ["SqlHeartbeats"]
 
@@ -29,7 +29,7 @@ class SqlHeartbeats(HeartbeatStore):
 
     def record_heartbeat(
         self,
-        node_id: str,
+        node_id: NodeId,
         *,
         now: datetime,
         agent_version: str,
@@ -37,9 +37,7 @@ class SqlHeartbeats(HeartbeatStore):
         policy_version: int | None = None,
     ) -> None:
         """See :meth:`HeartbeatStore.record_heartbeat`."""
-        if policy_version is not None and not 0 <= policy_version <= MAX_INT:
-            raise UsageError(f"heartbeat policy_version {policy_version} is out of range"
-                             f" (at most {MAX_INT})")
+        check_heartbeat_version(policy_version)
         h = t.heartbeats
         values = dict(
             last_seen=now, agent_version=agent_version, policy_name=policy_name,

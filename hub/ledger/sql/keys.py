@@ -15,23 +15,20 @@ from sqlalchemy.engine import Connection
 
 from hub.ledger import schema as t
 from hub.ledger.checked import HeldKey, KeyRing
-from hub.ledger.errors import NodeNotEnrolledError
-from hub.ledger.sql.tx import ACTIVE
+from hub.ledger.rules import ACTIVE, not_enrolled_error
 from trust.keys import PublicKey
+from trust.stream import NodeId
 
 __all__ = ["current_key_id", "key_ring"]
 
 
-def key_ring(conn: Connection, node_id: str) -> KeyRing:
+def key_ring(conn: Connection, node_id: NodeId) -> KeyRing:
     """The keys an enrolled, active node has held; :class:`NodeNotEnrolledError` otherwise."""
     row = conn.execute(
         sa.select(t.nodes.c.public_key, t.nodes.c.status).where(t.nodes.c.node_id == node_id)
     ).first()
     if row is None or row.status != ACTIVE:
-        raise NodeNotEnrolledError(
-            f"node {node_id!r} is not enrolled",
-            hint="enroll it with a token from 'warden hub token create'",
-        )
+        raise not_enrolled_error(node_id)
     history = conn.execute(
         sa.select(t.node_keys.c.public_key, t.node_keys.c.ledger_idx)
         .where(t.node_keys.c.node_id == node_id)
@@ -44,7 +41,7 @@ def key_ring(conn: Connection, node_id: str) -> KeyRing:
     )
 
 
-def current_key_id(conn: Connection, node_id: str) -> str | None:
+def current_key_id(conn: Connection, node_id: NodeId) -> str | None:
     """The key id an active node holds now (``None`` if not enrolled or not active)."""
     value = conn.scalar(
         sa.select(t.nodes.c.key_id).where(t.nodes.c.node_id == node_id, t.nodes.c.status == ACTIVE)

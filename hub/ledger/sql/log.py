@@ -31,23 +31,28 @@ from sqlalchemy.engine import Connection, Engine
 
 from hub import db
 from hub.ledger import schema as t
-from hub.ledger.checked import CheckedBatch, CheckedRecord, KeyRing
+from hub.ledger.checked import CheckedBatch, KeyRing
 from hub.ledger.history import Equivocated, plan_append, stored_seqs
+from hub.ledger.rules import (
+    MAX_INT,
+    check_append_batch,
+    check_key_unchanged,
+    equivocation_error,
+    hub_event_record,
+    require_hub_key,
+    require_hub_public,
+)
 from hub.ledger.sql import tree
 from hub.ledger.sql.checkpoints import SqlCheckpoints
 from hub.ledger.sql.keys import current_key_id, key_ring
-from hub.ledger.sql.tx import MAX_INT
 from hub.ledger.store import LogStore
-from hub.ledger.types import MAX_BATCH, BatchAppended, CheckpointSigner, Entry, Equivocation
+from hub.ledger.types import BatchAppended, CheckpointSigner, Entry, Equivocation
 from hub.ledger.verify import RecordVerifier, check_hub_event
 from trust import merkle
-from trust.canonical import Sha256, sha256_hex
+from trust.canonical import Sha256
 from trust.errors import (
-    AccessDeniedError,
     EquivocationError,
     NotFoundError,
-    RecordTooLargeError,
-    SignatureError,
     UsageError,
 )
 from trust.keys import PublicKey, SigningKey
@@ -55,10 +60,8 @@ from trust.record import (
     GENESIS_PREV,
     HUB_NODE_ID,
     HubEventKind,
-    build_hub_event,
-    check_node_id,
-    sign_hub_event,
 )
+from trust.stream import NodeId
 
 __all__ = ["SqlLog"]
 
@@ -89,23 +92,14 @@ class SqlLog(LogStore):
 
     def append_records(
         self,
-        node_id: str,
+        node_id: NodeId,
         envelopes: Sequence[bytes],
         *,
         now: datetime,
         checkpoint: CheckpointSigner | None = None,
     ) -> BatchAppended:
         """See :meth:`LogStore.append_records`."""
-        check_node_id(node_id)
-        if not envelopes:
-            raise UsageError("an append batch must hold at least one record")
-        if len(envelopes) > MAX_BATCH:
-            raise UsageError(
-                f"an append batch holds at most {MAX_BATCH} records, got {len(envelopes)}"
-            )
-        if node_id == HUB_NODE_ID:
-            raise AccessDeniedError(f"node id {HUB_NODE_ID!r} is reserved for the hub's own events")
-        self._check_record_sizes(envelopes)
+        check_append_batch(node_id, envelopes, self._max_record_bytes)
         with self.engine.connect() as conn:
             ring = key_ring(conn, node_id)
         # The expensive checks run before the write lock, possibly in worker processes.
@@ -119,11 +113,7 @@ class SqlLog(LogStore):
         signed = None
         try:
             with db.write_transaction(self.engine) as conn:
-                if (node_id != HUB_NODE_ID
-                        and current_key_id(conn, node_id) != batch.ring.current.key_id):
-                    raise SignatureError(
-                        f"node {node_id}'s key changed while the batch was verified; resend it"
-                    )
+                check_key_unchanged(node_id, current_key_id(conn, node_id), batch.ring)
                 head = tree.head(conn, node_id) or (0, GENESIS_PREV)
                 stored = tree.stored_at(conn, node_id, stored_seqs(batch, head[0]))
                 plan = plan_append(batch, head, stored)
@@ -139,19 +129,6 @@ class SqlLog(LogStore):
             raise self._flag_equivocation(exc, now) from None
         return BatchAppended(plan.indexes(new_idx), plan.duplicates, size, signed)
 
-    def _check_record_sizes(self, envelopes: Sequence[bytes]) -> None:
-        """Refuse the batch if a record exceeds ``max_record_bytes`` (before any parsing)."""
-        limit = self._max_record_bytes
-        if limit is None:
-            return
-        for i, env in enumerate(envelopes):
-            if len(env) > limit:
-                raise RecordTooLargeError(
-                    f"record {i} of the batch is {len(env)} bytes; this hub accepts records of"
-                    f" at most {limit} bytes (max_record_bytes); nothing was stored",
-                    hint="keep large evidence out of the record: sign its digest instead",
-                )
-
     def _flag_equivocation(self, exc: Equivocated, now: datetime) -> EquivocationError:
         with db.write_transaction(self.engine, lock=None) as conn:
             conn.execute(
@@ -163,26 +140,19 @@ class SqlLog(LogStore):
                     flagged_at=now,
                 )
             )
-        return EquivocationError(
-            f"node {exc.node_id} signed two different records with seq {exc.seq}"
-            f" (stored {exc.existing[:16]}…, offered {sha256_hex(exc.offered)[:16]}…);"
-            " flagged as equivocation"
-        )
+        return equivocation_error(exc)
 
     # --- hub events -----------------------------------------------------------------------
 
     def require_hub_key(self) -> SigningKey:
         """The hub's signing key; :class:`UsageError` if the store was opened without it."""
-        if self._hub_key is None:
-            raise UsageError("this ledger store was opened without the hub signing key")
-        return self._hub_key
+        return require_hub_key(self._hub_key)
 
     def append_hub_event(self, envelope: bytes, *, now: datetime) -> int:
         """See :meth:`LogStore.append_hub_event`."""
-        if self._hub_public is None:
-            raise UsageError("this ledger store was opened without the hub key")
-        record = check_hub_event(envelope, self._hub_public)
-        batch = CheckedBatch(KeyRing(HUB_NODE_ID, self._hub_public), (record,))
+        public = require_hub_public(self._hub_public)
+        record = check_hub_event(envelope, public)
+        batch = CheckedBatch(KeyRing(HUB_NODE_ID, public), (record,))
         return self._append_checked(batch, now, None).indexes[0]
 
     def emit(
@@ -190,16 +160,13 @@ class SqlLog(LogStore):
     ) -> int:
         """Build, sign and append a hub event inside the caller's write transaction."""
         key = self.require_hub_key()
-        seq, prev = tree.head(conn, HUB_NODE_ID) or (0, GENESIS_PREV)
-        payload = build_hub_event(seq=seq + 1, prev=prev, time=now, kind=kind, body=body)
-        record = CheckedRecord.signed_here(
-            HUB_NODE_ID, seq + 1, prev, sign_hub_event(payload, key), key.public.key_id
-        )
+        head = tree.head(conn, HUB_NODE_ID) or (0, GENESIS_PREV)
+        record = hub_event_record(key, head, kind, body, now)
         return tree.append_locked(conn, [record], now)[0][0]
 
     # --- heads and flags ------------------------------------------------------------------
 
-    def node_head(self, node_id: str) -> tuple[int, Sha256]:
+    def node_head(self, node_id: NodeId) -> tuple[int, Sha256]:
         """See :meth:`LogStore.node_head`."""
         with self.engine.connect() as conn:
             return tree.head(conn, node_id) or (0, GENESIS_PREV)
@@ -208,7 +175,7 @@ class SqlLog(LogStore):
         """See :meth:`LogStore.hub_head`."""
         return self.node_head(HUB_NODE_ID)
 
-    def equivocations(self, node_id: str | None = None) -> list[Equivocation]:
+    def equivocations(self, node_id: NodeId | None = None) -> list[Equivocation]:
         """See :meth:`LogStore.equivocations`."""
         e = t.equivocations
         q = sa.select(e).order_by(e.c.id)
@@ -262,7 +229,7 @@ class SqlLog(LogStore):
             ).all()
         return [tree.entry_of(r) for r in rows]
 
-    def find_entry(self, node_id: str, seq: int) -> Entry:
+    def find_entry(self, node_id: NodeId, seq: int) -> Entry:
         """See :meth:`LogStore.find_entry`."""
         if not 0 <= seq <= MAX_INT:
             raise NotFoundError(f"node {node_id!r} has no record with seq {seq} in the ledger")

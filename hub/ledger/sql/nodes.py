@@ -15,7 +15,6 @@ Invariants:
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import Any
 
@@ -26,21 +25,24 @@ from hub import db
 from hub.ledger import schema as t
 from hub.ledger.errors import (
     AlreadyEnrolledError,
-    NodeNotEnrolledError,
-    TokenExpiredError,
-    TokenNodeMismatchError,
-    TokenUnknownError,
-    TokenUsedError,
+)
+from hub.ledger.rules import (
+    ACTIVE,
+    check_enroll_args,
+    check_rotation,
+    check_token_args,
+    enrollment_body,
+    refuse_token,
+    rotation_body,
 )
 from hub.ledger.sql.checkpoints import SqlCheckpoints
 from hub.ledger.sql.log import SqlLog
-from hub.ledger.sql.tx import ACTIVE, check_hex
 from hub.ledger.store import NodeStore
 from hub.ledger.types import CheckpointSigner, NodeInfo, NodeKey
-from trust.errors import NotFoundError, SignatureError, UsageError
+from trust.errors import NotFoundError, UsageError
 from trust.keys import KeyId, PublicKey
-from trust.record import GENESIS_PREV, HUB_NODE_ID, HubEventKind, check_node_id, rotation_message
-from trust.timeutil import format_time
+from trust.record import HubEventKind
+from trust.stream import NodeId
 
 __all__ = ["SqlNodes"]
 
@@ -52,7 +54,7 @@ def _node(row: Any) -> NodeInfo:
     )
 
 
-def _consume(conn: Connection, token_sha256: str, node_id: str, now: datetime) -> None:
+def _consume(conn: Connection, token_sha256: str, node_id: NodeId, now: datetime) -> None:
     tok = t.enrollment_tokens
     # One conditional UPDATE: two concurrent enrollments cannot both consume the token.
     done = conn.execute(
@@ -68,21 +70,8 @@ def _consume(conn: Connection, token_sha256: str, node_id: str, now: datetime) -
     if done == 1:
         return
     row = conn.execute(sa.select(tok).where(tok.c.token_sha256 == token_sha256)).first()
-    if row is None:
-        raise TokenUnknownError("enrollment token is not known to this hub")
-    if row.used_at is not None:
-        raise TokenUsedError(
-            f"enrollment token was already used at {format_time(row.used_at)}",
-            hint="tokens are single use; create a new one with 'warden hub token create'",
-        )
-    if row.node_id != node_id:
-        raise TokenNodeMismatchError(
-            f"enrollment token was issued for node {row.node_id!r}, not {node_id!r}"
-        )
-    raise TokenExpiredError(
-        f"enrollment token expired at {format_time(row.expires_at)}",
-        hint="create a new one with 'warden hub token create'",
-    )
+    # The UPDATE matched nothing, so the token is refused (now=None: if not otherwise, expired).
+    refuse_token(row, node_id, None)
 
 
 class SqlNodes(NodeStore):
@@ -94,15 +83,10 @@ class SqlNodes(NodeStore):
         self._checkpoints = checkpoints
 
     def create_token(
-        self, node_id: str, token_sha256: str, expires_at: datetime, *, now: datetime
+        self, node_id: NodeId, token_sha256: str, expires_at: datetime, *, now: datetime
     ) -> None:
         """See :meth:`NodeStore.create_token`."""
-        check_node_id(node_id)
-        if node_id == HUB_NODE_ID:
-            raise UsageError(f"node id {HUB_NODE_ID!r} is reserved for the hub's own events")
-        check_hex(token_sha256, "token_sha256")
-        if expires_at <= now:
-            raise UsageError("an enrollment token must expire in the future")
+        check_token_args(node_id, token_sha256, expires_at, now)
         try:
             with db.write_transaction(self.engine, lock=None) as conn:
                 conn.execute(
@@ -114,14 +98,14 @@ class SqlNodes(NodeStore):
         except sa.exc.IntegrityError as exc:
             raise UsageError("an enrollment token with this hash already exists") from exc
 
-    def consume_token(self, token_sha256: str, node_id: str, now: datetime) -> None:
+    def consume_token(self, token_sha256: str, node_id: NodeId, now: datetime) -> None:
         """See :meth:`NodeStore.consume_token`."""
         with db.write_transaction(self.engine, lock=None) as conn:
             _consume(conn, token_sha256, node_id, now)
 
     def register_node(
         self,
-        node_id: str,
+        node_id: NodeId,
         public_key: PublicKey,
         *,
         now: datetime,
@@ -129,9 +113,7 @@ class SqlNodes(NodeStore):
         checkpoint: CheckpointSigner | None = None,
     ) -> int:
         """See :meth:`NodeStore.register_node`."""
-        check_node_id(node_id)
-        if node_id == HUB_NODE_ID:
-            raise UsageError(f"node id {HUB_NODE_ID!r} is reserved for the hub")
+        check_enroll_args(node_id)
         self._log.require_hub_key()
         with db.write_transaction(self.engine) as conn:
             if token_sha256 is not None:
@@ -144,13 +126,7 @@ class SqlNodes(NodeStore):
             idx = self._log.emit(
                 conn,
                 HubEventKind.ENROLLMENT,
-                {
-                    "node_id": node_id,
-                    "public_key": public_key.b64,
-                    "key_id": public_key.key_id,
-                    "enrolled_at": format_time(now),
-                    "token_sha256": token_sha256 or GENESIS_PREV,
-                },
+                enrollment_body(node_id, public_key, now, token_sha256),
                 now,
             )
             conn.execute(
@@ -169,42 +145,25 @@ class SqlNodes(NodeStore):
         return idx
 
     def rotate_node_key(
-        self, node_id: str, new_key: PublicKey, signature: bytes, *, now: datetime,
+        self, node_id: NodeId, new_key: PublicKey, signature: bytes, *, now: datetime,
         checkpoint: CheckpointSigner | None = None,
     ) -> int:
         """See :meth:`NodeStore.rotate_node_key`."""
         self._log.require_hub_key()
         with db.write_transaction(self.engine) as conn:
             row = conn.execute(sa.select(t.nodes).where(t.nodes.c.node_id == node_id)).first()
-            if row is None or row.status != ACTIVE:
-                raise NodeNotEnrolledError(f"node {node_id!r} is not enrolled")
-            old = PublicKey(bytes(row.public_key))
-            if old == new_key:
-                raise UsageError(f"node {node_id!r} already uses key {new_key.key_id[:16]}…")
-            used = conn.scalar(
+            current = (
+                PublicKey(bytes(row.public_key)) if row is not None and row.status == ACTIVE
+                else None
+            )
+            used = current is not None and conn.scalar(
                 sa.select(t.node_keys.c.id).where(
                     t.node_keys.c.node_id == node_id, t.node_keys.c.key_id == new_key.key_id
                 )
-            )
-            if used is not None:
-                raise UsageError(f"node {node_id!r} already used key {new_key.key_id[:16]}…")
-            try:
-                old.verify(signature, rotation_message(node_id, old, new_key))
-            except SignatureError as exc:
-                raise SignatureError(
-                    f"key rotation for node {node_id!r} is not signed by its current key"
-                ) from exc
+            ) is not None
+            old = check_rotation(node_id, current, new_key, used, signature)
             idx = self._log.emit(
-                conn,
-                HubEventKind.KEY_ROTATION,
-                {
-                    "node_id": node_id,
-                    "old_key": old.b64,
-                    "old_key_id": old.key_id,
-                    "new_key": new_key.b64,
-                    "new_key_id": new_key.key_id,
-                    "signature": base64.b64encode(signature).decode("ascii"),
-                },
+                conn, HubEventKind.KEY_ROTATION, rotation_body(node_id, old, new_key, signature),
                 now,
             )
             conn.execute(
@@ -226,7 +185,7 @@ class SqlNodes(NodeStore):
             self._checkpoints.cover(conn, checkpoint, now)
         return idx
 
-    def node_key(self, node_id: str) -> PublicKey:
+    def node_key(self, node_id: NodeId) -> PublicKey:
         """See :meth:`NodeStore.node_key`."""
         with self.engine.connect() as conn:
             row = conn.execute(
@@ -238,7 +197,7 @@ class SqlNodes(NodeStore):
             raise NotFoundError(f"node {node_id!r} is not enrolled (or no longer active)")
         return PublicKey(bytes(row.public_key))
 
-    def node(self, node_id: str) -> NodeInfo:
+    def node(self, node_id: NodeId) -> NodeInfo:
         """See :meth:`NodeStore.node`."""
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(t.nodes).where(t.nodes.c.node_id == node_id)).first()
@@ -251,7 +210,7 @@ class SqlNodes(NodeStore):
         with self.engine.connect() as conn:
             return [_node(r) for r in conn.execute(sa.select(t.nodes).order_by(t.nodes.c.node_id))]
 
-    def node_keys(self, node_id: str) -> list[NodeKey]:
+    def node_keys(self, node_id: NodeId) -> list[NodeKey]:
         """See :meth:`NodeStore.node_keys`."""
         with self.engine.connect() as conn:
             rows = conn.execute(

@@ -20,13 +20,13 @@ from sqlalchemy.engine import Engine
 
 from hub import db
 from hub.ledger import schema as t
+from hub.ledger.rules import MAX_INT, check_approval_args, check_policy_args, rollback_error
 from hub.ledger.sql.checkpoints import SqlCheckpoints
 from hub.ledger.sql.log import SqlLog
-from hub.ledger.sql.tx import MAX_INT, check_hex
 from hub.ledger.store import PolicyStore
 from hub.ledger.types import CheckpointSigner, StoredApproval, StoredPolicy
 from trust.canonical import Sha256, sha256_hex
-from trust.errors import NotFoundError, RollbackError, UsageError
+from trust.errors import NotFoundError
 from trust.record import HubEventKind
 
 __all__ = ["SqlPolicies"]
@@ -59,11 +59,7 @@ class SqlPolicies(PolicyStore):
         checkpoint: CheckpointSigner | None = None,
     ) -> StoredPolicy:
         """See :meth:`PolicyStore.add_policy`."""
-        check_hex(digest, "policy digest")
-        if not name or version < 1:
-            raise UsageError(
-                f"policy name must be non-empty and version ≥ 1 (got {name!r} {version})"
-            )
+        check_policy_args(name, version, digest)
         p = t.policies
         with db.write_transaction(self.engine) as conn:
             latest = conn.execute(
@@ -77,11 +73,7 @@ class SqlPolicies(PolicyStore):
                 ).first()
                 if same is not None and same.digest == digest:
                     return _policy(same)
-                raise RollbackError(
-                    f"policy {name!r} version {version} is not newer than the published"
-                    f" version {latest.version}",
-                    hint="bump the bundle's version and sign it again",
-                )
+                raise rollback_error(name, version, latest.version)
             idx = self._log.emit(
                 conn,
                 HubEventKind.POLICY_PUBLICATION,
@@ -130,8 +122,7 @@ class SqlPolicies(PolicyStore):
         checkpoint: CheckpointSigner | None = None,
     ) -> StoredApproval:
         """See :meth:`PolicyStore.add_approval`."""
-        if not role or not subject:
-            raise UsageError("an approval needs a role and a subject")
+        check_approval_args(role, subject)
         digest = sha256_hex(bytes(envelope))
         a = t.approvals
         with db.write_transaction(self.engine) as conn:

@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 
 from hub import db
+from hub.ledger.rules import check_hub_keys
 from hub.ledger.sql.checkpoints import SqlCheckpoints
 from hub.ledger.sql.heartbeats import SqlHeartbeats
 from hub.ledger.sql.log import SqlLog
@@ -38,8 +39,9 @@ from hub.ledger.types import (
 )
 from hub.ledger.verify import RecordVerifier
 from trust.canonical import Sha256
-from trust.errors import ConfigError, StorageFullError, StorageUnavailableError, UsageError
+from trust.errors import ConfigError, StorageFullError, StorageUnavailableError
 from trust.keys import PublicKey, SigningKey
+from trust.stream import NodeId
 
 __all__ = ["SqlLedgerStore", "SqlParts"]
 
@@ -68,10 +70,8 @@ class SqlLedgerStore(LedgerStore):
         max_record_bytes: int | None = None,
         page_bytes: int | None = None,
     ) -> None:
-        if hub_key and hub_public_key and hub_key.public != hub_public_key:
-            raise UsageError("hub_key and hub_public_key are different keys")
         self.engine = engine
-        self._hub_public = hub_public_key or (hub_key.public if hub_key else None)
+        self._hub_public = check_hub_keys(hub_key, hub_public_key)
         checkpoints = SqlCheckpoints(engine)
         log = SqlLog(
             engine, checkpoints, verifier or RecordVerifier(0), hub_key=hub_key,
@@ -122,7 +122,7 @@ class SqlLedgerStore(LedgerStore):
 
     def append_records(
         self,
-        node_id: str,
+        node_id: NodeId,
         envelopes: Sequence[bytes],
         *,
         now: datetime,
@@ -139,11 +139,11 @@ class SqlLedgerStore(LedgerStore):
         """See :meth:`LogStore.hub_head`."""
         return self.parts.log.hub_head()
 
-    def node_head(self, node_id: str) -> tuple[int, Sha256]:
+    def node_head(self, node_id: NodeId) -> tuple[int, Sha256]:
         """See :meth:`LogStore.node_head`."""
         return self.parts.log.node_head(node_id)
 
-    def equivocations(self, node_id: str | None = None) -> list[Equivocation]:
+    def equivocations(self, node_id: NodeId | None = None) -> list[Equivocation]:
         """See :meth:`LogStore.equivocations`."""
         return self.parts.log.equivocations(node_id)
 
@@ -159,7 +159,7 @@ class SqlLedgerStore(LedgerStore):
         """See :meth:`LogStore.entries`."""
         return self.parts.log.entries(start, end, max_bytes=max_bytes)
 
-    def find_entry(self, node_id: str, seq: int) -> Entry:
+    def find_entry(self, node_id: NodeId, seq: int) -> Entry:
         """See :meth:`LogStore.find_entry`."""
         return self.parts.log.find_entry(node_id, seq)
 
@@ -198,18 +198,18 @@ class SqlLedgerStore(LedgerStore):
     # --- NodeStore ----------------------------------------------------------------------------
 
     def create_token(
-        self, node_id: str, token_sha256: str, expires_at: datetime, *, now: datetime
+        self, node_id: NodeId, token_sha256: str, expires_at: datetime, *, now: datetime
     ) -> None:
         """See :meth:`NodeStore.create_token`."""
         self.parts.nodes.create_token(node_id, token_sha256, expires_at, now=now)
 
-    def consume_token(self, token_sha256: str, node_id: str, now: datetime) -> None:
+    def consume_token(self, token_sha256: str, node_id: NodeId, now: datetime) -> None:
         """See :meth:`NodeStore.consume_token`."""
         self.parts.nodes.consume_token(token_sha256, node_id, now)
 
     def register_node(
         self,
-        node_id: str,
+        node_id: NodeId,
         public_key: PublicKey,
         *,
         now: datetime,
@@ -222,7 +222,7 @@ class SqlLedgerStore(LedgerStore):
         )
 
     def rotate_node_key(
-        self, node_id: str, new_key: PublicKey, signature: bytes, *, now: datetime,
+        self, node_id: NodeId, new_key: PublicKey, signature: bytes, *, now: datetime,
         checkpoint: CheckpointSigner | None = None,
     ) -> int:
         """See :meth:`NodeStore.rotate_node_key`."""
@@ -230,11 +230,11 @@ class SqlLedgerStore(LedgerStore):
             node_id, new_key, signature, now=now, checkpoint=checkpoint
         )
 
-    def node_key(self, node_id: str) -> PublicKey:
+    def node_key(self, node_id: NodeId) -> PublicKey:
         """See :meth:`NodeStore.node_key`."""
         return self.parts.nodes.node_key(node_id)
 
-    def node(self, node_id: str) -> NodeInfo:
+    def node(self, node_id: NodeId) -> NodeInfo:
         """See :meth:`NodeStore.node`."""
         return self.parts.nodes.node(node_id)
 
@@ -242,7 +242,7 @@ class SqlLedgerStore(LedgerStore):
         """See :meth:`NodeStore.nodes`."""
         return self.parts.nodes.nodes()
 
-    def node_keys(self, node_id: str) -> list[NodeKey]:
+    def node_keys(self, node_id: NodeId) -> list[NodeKey]:
         """See :meth:`NodeStore.node_keys`."""
         return self.parts.nodes.node_keys(node_id)
 
@@ -288,7 +288,7 @@ class SqlLedgerStore(LedgerStore):
 
     def record_heartbeat(
         self,
-        node_id: str,
+        node_id: NodeId,
         *,
         now: datetime,
         agent_version: str,

@@ -98,7 +98,7 @@ def resolve(conn: Connection, plan: merkle.Plan) -> list[bytes]:
     return merkle.resolve(plan, _nodes(conn, (n for el in plan for n in el)))
 
 
-def head(conn: Connection, node_id: str) -> tuple[int, Sha256] | None:
+def head(conn: Connection, node_id: NodeId) -> tuple[int, Sha256] | None:
     """A stream's last seq and envelope digest, or ``None`` if it has none."""
     row = conn.execute(
         sa.select(t.node_heads.c.last_seq, t.node_heads.c.last_envelope_sha256).where(
@@ -108,7 +108,7 @@ def head(conn: Connection, node_id: str) -> tuple[int, Sha256] | None:
     return None if row is None else (int(row.last_seq), Sha256(row.last_envelope_sha256))
 
 
-def stored_at(conn: Connection, node_id: str, seqs: Sequence[int]) -> dict[int, Stored]:
+def stored_at(conn: Connection, node_id: NodeId, seqs: Sequence[int]) -> dict[int, Stored]:
     """The stream's stored records at ``seqs``: seq → (ledger index, envelope digest)."""
     if not seqs:
         return {}
@@ -121,7 +121,7 @@ def stored_at(conn: Connection, node_id: str, seqs: Sequence[int]) -> dict[int, 
     return {int(r.seq): (int(r.idx), Sha256(r.envelope_sha256)) for r in rows}
 
 
-def _set_head(conn: Connection, node_id: str, seq: int, digest: str) -> None:
+def _set_head(conn: Connection, node_id: NodeId, seq: int, digest: str) -> None:
     updated = conn.execute(
         sa.update(t.node_heads)
         .where(t.node_heads.c.node_id == node_id)
@@ -169,7 +169,7 @@ def append_locked(
         conn, t.subtrees, ("id", "hash"),
         [(t.subtree_key(lv, ix), h) for lv, ix, h in created],
     )
-    heads: dict[str, CheckedRecord] = {}
+    heads: dict[NodeId, CheckedRecord] = {}
     for item in records:
         heads[item.node_id] = item
     for node_id, item in heads.items():

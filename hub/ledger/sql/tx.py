@@ -1,4 +1,5 @@
-"""Helpers every part of the SQL store shares: bounds, driver-level inserts, value checks.
+"""Helpers every part of the SQL store shares: driver-level inserts (and, re-exported from
+:mod:`hub.ledger.rules`, the bounds and value checks).
 
 Invariants:
 
@@ -18,15 +19,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from trust.errors import FormatError
+# Re-exported: the bounds and value checks are backend-neutral and live in hub.ledger.rules.
+from hub.ledger.rules import ACTIVE, MAX_INT, check_hex
 
 __all__ = ["ACTIVE", "MAX_INT", "bind", "check_hex", "insert_many"]
-
-ACTIVE = "active"
-"""The ``nodes.status`` of a node that may authenticate and append."""
-MAX_INT = (1 << 63) - 1
-"""The largest value a BIGINT column holds; wire fields are uint64, so a larger index, size
-or version is simply not in the store (and may not be written to it)."""
 
 
 def bind(conn: Connection, column: sa.Column[Any], value: Any) -> Any:
@@ -52,8 +48,3 @@ def insert_many(
     )
     conn.exec_driver_sql(sql, rows)
 
-
-def check_hex(value: str, what: str) -> None:
-    """Refuse anything but a lowercase hex SHA-256 (:class:`FormatError` naming ``what``)."""
-    if not isinstance(value, str) or len(value) != 64 or value.strip("0123456789abcdef"):
-        raise FormatError(f"{what} must be 64 lowercase hex characters")
