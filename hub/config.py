@@ -46,6 +46,7 @@ from typing import Any
 from protos.client import is_loopback
 from trust import strict_yaml
 from trust.checkpoint import check_name
+from trust.config_file import coerce_value, read_config_text, resolve_path
 from trust.errors import ConfigError, FormatError
 from trust.timeutil import parse_duration
 
@@ -247,38 +248,7 @@ assert {f.name for f in fields(HubConfig)} - {"source"} == _KNOWN
 
 
 def _coerce(name: str, value: Any, *, where: str) -> Any:
-    kind = _SCALARS[name]
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false",
-                                                        "no", "off"):
-            return value.lower() in ("1", "true", "yes", "on")
-        raise ConfigError(f"{where}: {name} must be true or false, got {value!r}")
-    if kind in (int, float):
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: {name} must be a number, got {value!r}")
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: {name} must be a number, got {value!r}") from None
-        if not math.isfinite(number):
-            raise ConfigError(f"{where}: {name} must be a finite number, got {value!r}")
-        if kind is int:
-            # int("12") and 12 are fine; 2.5 or "2.5" would silently become 2.
-            if isinstance(value, float) or (isinstance(value, str) and not value.strip()
-                                            .lstrip("+-").isdigit()):
-                raise ConfigError(f"{where}: {name} must be a whole number, got {value!r}")
-            return int(value)
-        return number
-    if not isinstance(value, str | Path) or str(value) == "":
-        raise ConfigError(f"{where}: {name} must be a non-empty string, got {value!r}")
-    return kind(value)
-
-
-def _resolve(path: Path, base: Path | None) -> Path:
-    path = path.expanduser()
-    return path if path.is_absolute() or base is None else base / path
+    return coerce_value(name, _SCALARS[name], value, where=where)
 
 
 def _resolve_db(url: str, base: Path | None) -> str:
@@ -300,7 +270,7 @@ def _parse_tls(value: Any, *, where: str, base: Path | None) -> TlsFiles:
     missing = {"cert", "key", "ca"} - set(value)
     if missing:
         raise ConfigError(f"{where}: missing key tls.{sorted(missing)[0]}")
-    return TlsFiles(*(_resolve(Path(str(value[k])), base) for k in ("cert", "key", "ca")))
+    return TlsFiles(*(resolve_path(Path(str(value[k])), base) for k in ("cert", "key", "ca")))
 
 
 def _parse_operators(value: Any, *, where: str) -> tuple[OperatorToken, ...]:
@@ -347,30 +317,11 @@ def _from_mapping(
         else:
             v = _coerce(key, value, where=where)
             if isinstance(v, Path):
-                v = _resolve(v, base)
+                v = resolve_path(v, base)
             if key == "database":
                 v = _resolve_db(v, base)
             values[key] = v
     return values
-
-
-def _read_text(source: Path) -> str:
-    """The config file's text; it must be UTF-8 (the encoding ``warden hub init`` writes)."""
-    try:
-        raw = source.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: no such config file",
-                          hint="create one with 'warden hub init DIR'") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{source}: is a directory, not a config file") from None
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read ({exc.strerror})") from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        bad = raw[exc.start:exc.end]
-        raise ConfigError(f"{source}: not UTF-8 text (byte offset {exc.start}: {bad!r})",
-                          hint="save the file as UTF-8") from None
 
 
 def load_config(
@@ -389,7 +340,8 @@ def load_config(
     base: Path | None = None
     if path is not None:
         source = Path(path)
-        data = strict_yaml.load(_read_text(source), source=str(source), error=ConfigError)
+        text = read_config_text(source, init_hint="create one with 'warden hub init DIR'")
+        data = strict_yaml.load(text, source=str(source), error=ConfigError)
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
@@ -415,7 +367,7 @@ def load_config(
     # Default paths are relative to the config file too.
     for key, default in (("hub_key", DEFAULT_HUB_KEY), ("trust_root", DEFAULT_TRUST_ROOT)):
         if key not in values:
-            values[key] = _resolve(default, base)
+            values[key] = resolve_path(default, base)
     if "database" not in values:
         values["database"] = _resolve_db(DEFAULT_DATABASE, base)
     return HubConfig(**values, source=source)

@@ -1,0 +1,370 @@
+"""The agent's one frozen configuration object, built from ``agent.yaml``, environment and flags.
+
+Precedence, lowest first: built-in defaults < ``agent.yaml`` < ``WARDEN_AGENT_<KEY>``
+environment variables < command-line flags. :func:`load_agent_config` is the only place that
+reads the environment; everything below it receives an :class:`AgentConfig`. Every key is
+documented in ``docs/agent-config.md`` (a test fails when a field is not).
+
+Invariants:
+
+* An unknown key in the file (top level or in a ``models`` entry) is a :class:`ConfigError`
+  naming the key and the file; so is an unknown ``WARDEN_AGENT_*`` variable (a typo there
+  would otherwise be silently ignored).
+* Relative paths in the file are resolved against the file's directory, so a node directory
+  made by ``warden agent init`` can be moved as a whole; relative paths from the environment
+  or flags are taken relative to the working directory. Every path in a built config is
+  absolute.
+* ``node_key``, ``registry`` and ``root`` default to files inside ``state_dir``, which itself
+  defaults to the config file's directory (the node directory).
+* The file is UTF-8 YAML read by :func:`trust.strict_yaml.load`: a key said twice, or bytes
+  that are not UTF-8, are a :class:`ConfigError` naming the file (and the line or byte offset).
+* ``insecure`` (plaintext gRPC) is only accepted when ``hub`` is a loopback address; otherwise
+  ``ca`` (the hub's CA certificate) is required.
+* Whole-number keys refuse fractions (``2.5`` is not silently 2) and every number is finite.
+* Model names and stage names are safe single path components (they name directories of the
+  registry), and a model name appears once.
+
+Example ``agent.yaml``::
+
+    node_id: emea-1
+    hub: hub.example.com:7443
+    ca: ca.crt
+    root: root.json
+    models:
+      - name: credit-risk
+        data: data/validation.parquet
+        label: default
+        sensitive: [gender, age_band]
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from protos.client import is_loopback
+from trust import strict_yaml
+from trust.config_file import coerce_value, read_config_text, resolve_path
+from trust.errors import ConfigError, FormatError
+from trust.record import NodeId, check_node_id
+
+__all__ = [
+    "DEFAULT_STAGES",
+    "ENV_PREFIX",
+    "LOG_LEVELS",
+    "AgentConfig",
+    "CheckEngine",
+    "ModelConfig",
+    "check_hub_address",
+    "load_agent_config",
+]
+
+ENV_PREFIX = "WARDEN_AGENT_"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_STAGES: tuple[str, ...] = ("staging", "production")
+# Files inside state_dir that the defaults name (relative to state_dir).
+DEFAULT_NODE_KEY = Path("node.key")
+DEFAULT_REGISTRY = Path("models")
+DEFAULT_ROOT = Path("root.json")
+# A hub accepts at most its max_batch records per Append (1000 by default); far larger
+# batches only make one failed push cost more.
+MAX_PUSH_BATCH = 10_000
+
+# A model or stage name is one directory name in the registry: no separators, no "..".
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_STAGE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
+class CheckEngine(StrEnum):
+    """Where a model's checks run. Only in the agent process today."""
+
+    LOCAL = "local"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One model this node governs, and the node's own validation data for it.
+
+    Invariants: ``name`` and each stage are safe single path components; ``data`` is an
+    absolute path; ``label`` is non-empty; ``sensitive`` and ``stages`` hold no duplicates,
+    and ``stages`` is not empty.
+    """
+
+    name: str
+    data: Path
+    label: str
+    # Columns fairness checks group by; they must never leave the node as raw values.
+    sensitive: tuple[str, ...] = ()
+    # Stages this node may promote the model to; a manifest's target stage outside it is refused.
+    stages: tuple[str, ...] = DEFAULT_STAGES
+    engine: CheckEngine = CheckEngine.LOCAL
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Everything an agent process needs to know, fixed at start-up.
+
+    Build it with :func:`load_agent_config`; constructing it directly runs the same
+    cross-field checks (``__post_init__``) but not the per-key parsing.
+    """
+
+    node_id: NodeId
+    hub: str
+    ca: Path | None = None
+    root: Path = DEFAULT_ROOT
+    state_dir: Path = Path(".")
+    node_key: Path = DEFAULT_NODE_KEY
+    passphrase_file: Path | None = None
+    registry: Path = DEFAULT_REGISTRY
+    models: tuple[ModelConfig, ...] = ()
+    # WatchPolicies reconnects after a failure with jittered exponential backoff in this range.
+    watch_backoff_initial_s: float = 1.0
+    watch_backoff_max_s: float = 60.0
+    # Outbox records per Append call, and the pause between pushes while records are pending.
+    push_batch: int = 100
+    push_interval_s: float = 1.0
+    heartbeat_interval_s: float = 30.0
+    log_level: str = "info"
+    insecure: bool = False
+    source: Path | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        where = self._where()
+        if self.insecure and not is_loopback(self.hub):
+            raise ConfigError(
+                f"{where}: insecure (plaintext) mode is only allowed with a loopback hub "
+                f"address, not hub={self.hub!r}",
+                hint="set ca to the hub's CA certificate (DIR/tls/ca.crt of 'warden hub init')",
+            )
+        if not self.insecure and self.ca is None:
+            raise ConfigError(
+                f"{where}: ca: no CA certificate for the hub and not insecure",
+                hint="set ca to the hub's CA certificate, or use insecure on loopback",
+            )
+        for name in ("watch_backoff_initial_s", "watch_backoff_max_s", "push_interval_s",
+                     "heartbeat_interval_s"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"{where}: {name} must be a finite number of seconds > 0, "
+                                  f"got {value}")
+        if self.watch_backoff_max_s < self.watch_backoff_initial_s:
+            raise ConfigError(
+                f"{where}: watch_backoff_max_s ({self.watch_backoff_max_s}) must be ≥ "
+                f"watch_backoff_initial_s ({self.watch_backoff_initial_s})")
+        if not 1 <= self.push_batch <= MAX_PUSH_BATCH:
+            raise ConfigError(f"{where}: push_batch must be between 1 and {MAX_PUSH_BATCH}, "
+                              f"got {self.push_batch}",
+                              hint="the hub refuses batches above its max_batch (default 1000)")
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"{where}: log_level {self.log_level!r} is not one of "
+                              f"{', '.join(LOG_LEVELS)}")
+        names = [m.name for m in self.models]
+        for name in names:
+            if names.count(name) > 1:
+                raise ConfigError(f"{where}: models: model {name!r} is listed more than once")
+
+    def model(self, name: str) -> ModelConfig | None:
+        """The configured model called ``name``, or None when this node does not govern it."""
+        return next((m for m in self.models if m.name == name), None)
+
+    def _where(self) -> str:
+        return str(self.source) if self.source else "agent config"
+
+
+def check_hub_address(value: str, *, where: str) -> str:
+    """``value`` if it is ``HOST:PORT`` (IPv6 hosts in brackets) with a port in 1..65535.
+
+    Raises :class:`ConfigError` naming ``where`` and the value otherwise, so a typo is refused
+    at start-up rather than surfacing as an endless reconnect loop.
+    """
+    host, sep, port = value.rpartition(":")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    ok = (
+        bool(sep) and bool(bare) and _PORT.fullmatch(port) is not None
+        and 1 <= int(port) <= 65535
+        and not any(c.isspace() or c in "/[]" for c in bare)
+        and (":" not in bare or host.startswith("["))
+    )
+    if not ok:
+        raise ConfigError(f"{where}: hub {value!r} must be HOST:PORT with a port in 1..65535",
+                          hint="e.g. hub.example.com:7443 or [::1]:7443")
+    return value
+
+
+# Keys settable from the file, the environment and flags, with their type.
+_SCALARS: dict[str, type] = {
+    "node_id": str,
+    "hub": str,
+    "ca": Path,
+    "root": Path,
+    "state_dir": Path,
+    "node_key": Path,
+    "passphrase_file": Path,
+    "registry": Path,
+    "watch_backoff_initial_s": float,
+    "watch_backoff_max_s": float,
+    "push_batch": int,
+    "push_interval_s": float,
+    "heartbeat_interval_s": float,
+    "log_level": str,
+    "insecure": bool,
+}
+# Keys that may be null (absent) in the file.
+_OPTIONAL = frozenset({"ca", "passphrase_file"})
+_KNOWN = frozenset({*_SCALARS, "models"})
+assert {f.name for f in fields(AgentConfig)} - {"source"} == _KNOWN
+_REQUIRED = ("node_id", "hub")
+_MODEL_KEYS = frozenset(f.name for f in fields(ModelConfig))
+_MODEL_REQUIRED = ("name", "data", "label")
+
+
+def _string_list(value: Any, *, key: str, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise ConfigError(f"{where}: {key} must be a list of strings, got {value!r}")
+    out: list[str] = []
+    for item in value:
+        if not isinstance(item, str) or not item:
+            raise ConfigError(f"{where}: {key} must hold non-empty strings, got {item!r}")
+        if item in out:
+            raise ConfigError(f"{where}: {key} lists {item!r} twice")
+        out.append(item)
+    return tuple(out)
+
+
+def _parse_model(item: Any, *, at: str, where: str, base: Path) -> ModelConfig:
+    if not isinstance(item, Mapping):
+        raise ConfigError(f"{where}: {at} must be a mapping with name, data, label")
+    unknown = sorted(str(k) for k in item if k not in _MODEL_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {at}.{unknown[0]}",
+                          hint=f"known model keys: {', '.join(sorted(_MODEL_KEYS))}")
+    for key in _MODEL_REQUIRED:
+        if item.get(key) is None:
+            raise ConfigError(f"{where}: missing key {at}.{key}")
+    name = coerce_value(f"{at}.name", str, item["name"], where=where)
+    if not _MODEL_NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(f"{where}: {at}.name {name!r} must match "
+                          "[A-Za-z0-9][A-Za-z0-9._-]{0,127} (it names a registry directory)")
+    data = resolve_path(coerce_value(f"{at}.data", Path, item["data"], where=where), base)
+    label = coerce_value(f"{at}.label", str, item["label"], where=where)
+    sensitive = _string_list(item.get("sensitive"), key=f"{at}.sensitive", where=where)
+    if label in sensitive:
+        raise ConfigError(f"{where}: {at}.sensitive names the label column {label!r}")
+    stages: tuple[str, ...] = DEFAULT_STAGES
+    if "stages" in item:
+        stages = _string_list(item["stages"], key=f"{at}.stages", where=where)
+        if not stages:
+            raise ConfigError(f"{where}: {at}.stages must name at least one stage")
+        for stage in stages:
+            if not _STAGE_NAME.fullmatch(stage):
+                raise ConfigError(f"{where}: {at}.stages: stage {stage!r} must match "
+                                  "[a-z][a-z0-9_-]{0,63} (it names a stage pointer file)")
+    engine = CheckEngine.LOCAL
+    if item.get("engine") is not None:
+        try:
+            engine = CheckEngine(item["engine"])
+        except ValueError:
+            raise ConfigError(f"{where}: {at}.engine {item['engine']!r} is not one of "
+                              f"{', '.join(e.value for e in CheckEngine)}") from None
+    return ModelConfig(name=name, data=data, label=label, sensitive=sensitive, stages=stages,
+                       engine=engine)
+
+
+def _parse_models(value: Any, *, where: str, base: Path) -> tuple[ModelConfig, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise ConfigError(f"{where}: models must be a list of mappings")
+    return tuple(_parse_model(item, at=f"models[{i}]", where=where, base=base)
+                 for i, item in enumerate(value))
+
+
+def _from_mapping(data: Mapping[str, Any], *, where: str, base: Path) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in _KNOWN:
+            raise ConfigError(f"{where}: unknown key {key!r}",
+                              hint=f"known keys: {', '.join(sorted(_KNOWN))}")
+        if key == "models":
+            values["models"] = _parse_models(value, where=where, base=base)
+        elif value is None and key in _OPTIONAL:
+            values[key] = None
+        else:
+            v = coerce_value(key, _SCALARS[key], value, where=where)
+            if isinstance(v, Path):
+                v = resolve_path(v, base)
+            elif key == "node_id":
+                try:
+                    v = check_node_id(v)
+                except FormatError as exc:
+                    raise ConfigError(f"{where}: {exc.message}") from None
+            elif key == "hub":
+                v = check_hub_address(v, where=where)
+            values[key] = v
+    return values
+
+
+def load_agent_config(
+    path: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> AgentConfig:
+    """Build the :class:`AgentConfig` from a file, ``WARDEN_AGENT_*`` variables and flags.
+
+    ``env`` defaults to ``os.environ``; ``overrides`` holds flag values (``None`` = not given).
+    ``models`` can be set in the file or an override, never from the environment.
+    """
+    values: dict[str, Any] = {}
+    source: Path | None = None
+    cwd = Path.cwd()
+    base = cwd
+    if path is not None:
+        source = Path(path)
+        text = read_config_text(source, init_hint="create one with 'warden agent init'")
+        data = strict_yaml.load(text, source=str(source), error=ConfigError)
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: the top level must be a mapping of keys")
+        base = source.resolve().parent
+        values.update(_from_mapping(data, where=str(source), base=base))
+
+    environ = os.environ if env is None else env
+    env_values: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX):].lower()
+        if key not in _SCALARS:
+            settable = ", ".join(ENV_PREFIX + k.upper() for k in _SCALARS)
+            reason = ("models can only be set in agent.yaml" if key == "models"
+                      else "unknown variable")
+            raise ConfigError(f"environment: {name}: {reason}", hint=f"settable: {settable}")
+        env_values[key] = value
+    values.update(_from_mapping(env_values, where="environment", base=cwd))
+
+    flag_values = {k: v for k, v in (overrides or {}).items() if v is not None}
+    values.update(_from_mapping(flag_values, where="command line", base=cwd))
+
+    where = str(source) if source else "agent config"
+    for key in _REQUIRED:
+        if key not in values:
+            raise ConfigError(f"{where}: missing key {key!r}",
+                              hint=f"set it in agent.yaml or as {ENV_PREFIX}{key.upper()}")
+    # The node directory holds everything the agent writes; its defaults live inside it.
+    state_dir = values.setdefault("state_dir", base)
+    for key, default in (("node_key", DEFAULT_NODE_KEY), ("registry", DEFAULT_REGISTRY),
+                         ("root", DEFAULT_ROOT)):
+        if key not in values:
+            values[key] = state_dir / default
+    return AgentConfig(**values, source=source)

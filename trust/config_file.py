@@ -1,0 +1,78 @@
+"""What the hub's and the agent's config loaders share: reading the file, typing its values.
+
+``hub.config`` and ``agent.config`` each build one frozen config object from a YAML file <
+environment < flags; ``agent`` may not import ``hub``, so the pieces both need live here, once:
+
+* :func:`read_config_text` — the file's text, which must be UTF-8 (a bad byte is named by its
+  offset), with a :class:`~trust.errors.ConfigError` naming the file otherwise;
+* :func:`coerce_value` — one scalar from YAML, the environment (always a string) or a flag,
+  typed as ``bool``, ``int`` (a whole number: ``2.5`` is refused, never truncated), ``float``
+  (finite) or a non-empty string/``Path``;
+* :func:`resolve_path` — ``~`` expanded, relative paths taken from the config file's directory.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from trust.errors import ConfigError
+
+__all__ = ["coerce_value", "read_config_text", "resolve_path"]
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def coerce_value(name: str, kind: type, value: Any, *, where: str) -> Any:
+    """``value`` as ``kind``; a :class:`ConfigError` naming ``where`` and ``name`` otherwise."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in (*_TRUE, *_FALSE):
+            return value.lower() in _TRUE
+        raise ConfigError(f"{where}: {name} must be true or false, got {value!r}")
+    if kind in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: {name} must be a number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: {name} must be a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: {name} must be a finite number, got {value!r}")
+        if kind is int:
+            # int("12") and 12 are fine; 2.5 or "2.5" would silently become 2.
+            if isinstance(value, float) or (isinstance(value, str) and not value.strip()
+                                            .lstrip("+-").isdigit()):
+                raise ConfigError(f"{where}: {name} must be a whole number, got {value!r}")
+            return int(value)
+        return number
+    if not isinstance(value, str | Path) or str(value) == "":
+        raise ConfigError(f"{where}: {name} must be a non-empty string, got {value!r}")
+    return kind(value)
+
+
+def resolve_path(path: Path, base: Path | None) -> Path:
+    """``path`` with ``~`` expanded; relative to ``base`` (the config file's directory)."""
+    path = path.expanduser()
+    return path if path.is_absolute() or base is None else base / path
+
+
+def read_config_text(source: Path, *, init_hint: str) -> str:
+    """The config file's text; it must be UTF-8 (the encoding ``warden … init`` writes)."""
+    try:
+        raw = source.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: no such config file", hint=init_hint) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{source}: is a directory, not a config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read ({exc.strerror})") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = raw[exc.start:exc.end]
+        raise ConfigError(f"{source}: not UTF-8 text (byte offset {exc.start}: {bad!r})",
+                          hint="save the file as UTF-8") from None
