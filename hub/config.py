@@ -44,9 +44,13 @@ from pathlib import Path
 from typing import Any
 
 from protos.client import is_loopback
-from trust import strict_yaml
 from trust.checkpoint import check_name
-from trust.config_file import coerce_value, read_config_text, resolve_path
+from trust.config_file import (
+    coerce_value,
+    environment_settings,
+    read_config_mapping,
+    resolve_path,
+)
 from trust.errors import ConfigError, FormatError
 from trust.timeutil import parse_duration
 
@@ -340,25 +344,11 @@ def load_config(
     base: Path | None = None
     if path is not None:
         source = Path(path)
-        text = read_config_text(source, init_hint="create one with 'warden hub init DIR'")
-        data = strict_yaml.load(text, source=str(source), error=ConfigError)
-        if data is None:
-            data = {}
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{source}: the top level must be a mapping of keys")
+        data = read_config_mapping(source, init_hint="create one with 'warden hub init DIR'")
         base = source.resolve().parent
         values.update(_from_mapping(data, where=str(source), base=base))
 
-    environ = os.environ if env is None else env
-    env_values: dict[str, Any] = {}
-    for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX):
-            continue
-        key = name[len(ENV_PREFIX):].lower()
-        if key not in _SCALARS:
-            settable = ", ".join(ENV_PREFIX + k.upper() for k in _SCALARS)
-            raise ConfigError(f"environment: unknown variable {name}", hint=f"settable: {settable}")
-        env_values[key] = value
+    env_values = environment_settings(os.environ if env is None else env, ENV_PREFIX, _SCALARS)
     values.update(_from_mapping(env_values, where="environment", base=Path.cwd()))
 
     flag_values = {k: v for k, v in (overrides or {}).items() if v is not None}

@@ -8,18 +8,29 @@ environment < flags; ``agent`` may not import ``hub``, so the pieces both need l
 * :func:`coerce_value` — one scalar from YAML, the environment (always a string) or a flag,
   typed as ``bool``, ``int`` (a whole number: ``2.5`` is refused, never truncated), ``float``
   (finite) or a non-empty string/``Path``;
-* :func:`resolve_path` — ``~`` expanded, relative paths taken from the config file's directory.
+* :func:`resolve_path` — ``~`` expanded, relative paths taken from the config file's directory;
+* :func:`read_config_mapping` — the file parsed as one YAML mapping (strict: no repeated key);
+* :func:`environment_settings` — the ``PREFIX_*`` variables, an unknown one refused by name
+  (a typo there would otherwise be silently ignored).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from trust import strict_yaml
 from trust.errors import ConfigError
 
-__all__ = ["coerce_value", "read_config_text", "resolve_path"]
+__all__ = [
+    "coerce_value",
+    "environment_settings",
+    "read_config_mapping",
+    "read_config_text",
+    "resolve_path",
+]
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -76,3 +87,38 @@ def read_config_text(source: Path, *, init_hint: str) -> str:
         bad = raw[exc.start:exc.end]
         raise ConfigError(f"{source}: not UTF-8 text (byte offset {exc.start}: {bad!r})",
                           hint="save the file as UTF-8") from None
+
+
+def read_config_mapping(source: Path, *, init_hint: str) -> Mapping[str, Any]:
+    """The config file as a mapping of keys (an empty file is an empty mapping)."""
+    text = read_config_text(source, init_hint=init_hint)
+    data = strict_yaml.load(text, source=str(source), error=ConfigError)
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys")
+    return data
+
+
+def environment_settings(
+    environ: Mapping[str, str],
+    prefix: str,
+    known: Collection[str],
+    *,
+    file_only: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """``{key: value}`` for every ``PREFIX_KEY`` variable; an unknown one is a ConfigError.
+
+    ``file_only`` maps keys that exist but cannot come from the environment to the reason.
+    """
+    settable = ", ".join(prefix + k.upper() for k in known)
+    values: dict[str, str] = {}
+    for name, value in environ.items():
+        if not name.startswith(prefix):
+            continue
+        key = name[len(prefix):].lower()
+        if key not in known:
+            reason = (file_only or {}).get(key, "unknown variable")
+            raise ConfigError(f"environment: {name}: {reason}", hint=f"settable: {settable}")
+        values[key] = value
+    return values
