@@ -58,6 +58,7 @@ from agent.columns import (
     missing_column,
     to_numpy,
 )
+from agent.formats import data_format
 from agent.groups import MISSING_GROUP, factorize, group_labels
 from agent.labels import binary_labels, require_numeric
 from trust.errors import DataError
@@ -88,11 +89,9 @@ _CSV_BLOCK_BYTES = 1 << 24  # 16 MiB of CSV text per block: big enough that type
 
 def file_format(path: str | os.PathLike[str]) -> Literal["csv", "parquet"]:
     """``"csv"`` or ``"parquet"`` from the file's suffix; a DataError for anything else."""
-    name = str(path).lower()
-    if name.endswith((".csv", ".csv.gz", ".csv.bz2")):
-        return "csv"
-    if name.endswith((".parquet", ".pq")):
-        return "parquet"
+    fmt = data_format(str(path))
+    if fmt is not None:
+        return fmt
     raise DataError(
         f"{path}: unknown data format (expected a .csv or .parquet file)",
         hint="rename the file with its format's suffix",

@@ -34,23 +34,16 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from agent.formats import MODEL_SUFFIXES, ModelKind
 from trust.errors import CheckError, DataError, FormatError, UsageError
 
 __all__ = ["Model", "load_model", "predict_checked", "predict_chunks", "MODEL_SUFFIXES"]
 
-ModelKind = Literal["skops", "joblib", "onnx"]
-MODEL_SUFFIXES: dict[str, ModelKind] = {
-    ".skops": "skops",
-    ".joblib": "joblib",
-    ".pkl": "joblib",
-    ".pickle": "joblib",
-    ".onnx": "onnx",
-}
 
 
 @dataclass(frozen=True)

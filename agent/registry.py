@@ -70,7 +70,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from agent.checks.files import load_manifest, sha256_file
-from agent.checks.lineage import _as_datetime
+from agent.checks.lineage import as_datetime
+from agent.formats import DATA_SUFFIXES, MODEL_SUFFIXES
 from trust._internal.files import write_temp_beside
 from trust._internal.frozen import freeze
 from trust.canonical import Sha256
@@ -115,18 +116,10 @@ class ArtefactKind(Enum):
     PREDICTIONS = "predictions"
 
 
-# Model suffixes are those of agent.predict.MODEL_SUFFIXES and predictions those of
-# agent.data.file_format (a test keeps them in step); both modules import NumPy/pyarrow,
-# which the idle daemon must not, so the table is here rather than imported.
+# Derived from the loaders' one suffix table (agent.formats), which imports nothing heavy.
 ARTEFACT_SUFFIXES: Mapping[str, ArtefactKind] = {
-    ".onnx": ArtefactKind.ONNX,
-    ".skops": ArtefactKind.SKOPS,
-    ".joblib": ArtefactKind.JOBLIB,
-    ".csv": ArtefactKind.PREDICTIONS,
-    ".csv.gz": ArtefactKind.PREDICTIONS,
-    ".csv.bz2": ArtefactKind.PREDICTIONS,
-    ".parquet": ArtefactKind.PREDICTIONS,
-    ".pq": ArtefactKind.PREDICTIONS,
+    **{suffix: ArtefactKind(kind) for suffix, kind in MODEL_SUFFIXES.items()},
+    **{suffix: ArtefactKind.PREDICTIONS for suffix in DATA_SUFFIXES},
 }
 
 
@@ -320,7 +313,7 @@ def _manifest_from_document(
         code_commit=code.get("commit"),
         parameters=freeze(dict(doc.get("parameters") or {})),
         # Already validated by manifest_from_text; the lineage module owns the conversion.
-        trained_at=_as_datetime(doc.get("trained_at"), "trained_at"),
+        trained_at=as_datetime(doc.get("trained_at"), "trained_at"),
     )
 
 

@@ -39,6 +39,7 @@ from trust.canonical import loads_strict
 from trust.errors import FormatError
 
 __all__ = [
+    "as_datetime",
     "manifest_from_text",
     "lineage_evidence",
     "MANIFEST_KEYS",
@@ -134,13 +135,14 @@ def manifest_from_text(text: str, path: PurePath) -> dict[str, Any]:
 def _check_values(m: Mapping[str, Any]) -> None:
     """Raise what :func:`lineage_evidence` would raise on these dates and digests (same order)."""
     data = m.get("training_data") or {}
-    _as_datetime(m.get("trained_at"), "trained_at")
-    _as_datetime(data.get("snapshot_date"), "training_data.snapshot_date")
+    as_datetime(m.get("trained_at"), "trained_at")
+    as_datetime(data.get("snapshot_date"), "training_data.snapshot_date")
     _digest((m.get("artifact") or {}).get("sha256"), "artifact.sha256")
     _digest(data.get("sha256"), "training_data.sha256")
 
 
-def _as_datetime(value: Any, field: str) -> dt.datetime | None:
+def as_datetime(value: Any, field: str) -> dt.datetime | None:
+    """A manifest time field (RFC 3339 text or a YAML timestamp) as an aware datetime, or None."""
     if value is None:
         return None
     if isinstance(value, dt.datetime):
@@ -195,8 +197,8 @@ def lineage_evidence(
     artifact = m.get("artifact") or {}
     code = m.get("code") or {}
     data = m.get("training_data") or {}
-    trained_at = _as_datetime(m.get("trained_at"), "trained_at")
-    snapshot = _as_datetime(data.get("snapshot_date"), "training_data.snapshot_date")
+    trained_at = as_datetime(m.get("trained_at"), "trained_at")
+    snapshot = as_datetime(data.get("snapshot_date"), "training_data.snapshot_date")
     since = snapshot or trained_at
     now = now if now.tzinfo else now.replace(tzinfo=dt.UTC)
     declared_model = _digest(artifact.get("sha256"), "artifact.sha256")

@@ -29,16 +29,9 @@ from trust.errors import CheckError, DataError, UsageError, WardenError
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from gen_credit import generate  # noqa: E402
 
-METRICS = (
-    "demographic_parity_difference",
-    "demographic_parity_ratio",
-    "equalized_odds_difference",
-    "equalized_odds_ratio",
-    "equalized_odds_difference_mean",
-    "equalized_odds_ratio_mean",
-    "equal_opportunity_difference",
-    "equal_opportunity_ratio",
-)
+from agent.checks.disparity import METRIC_KEYS  # noqa: E402
+
+METRICS = METRIC_KEYS  # every disparity metric the evidence carries
 
 
 def _assert_unmeasurable(ev: dict[str, Any], reason: str) -> None:
