@@ -79,6 +79,8 @@ DEFAULT_ROOT = Path("root.json")
 # A hub accepts at most its max_batch records per Append (1000 by default); far larger
 # batches only make one failed push cost more.
 MAX_PUSH_BATCH = 10_000
+# Below this an outbox cannot hold its schema and reserve (agent/outbox.py).
+MIN_OUTBOX_BYTES = 64 * 1024
 
 # A model or stage name is one directory name in the registry: no separators, no "..".
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -109,6 +111,17 @@ class ModelConfig:
     # Stages this node may promote the model to; a manifest's target stage outside it is refused.
     stages: tuple[str, ...] = DEFAULT_STAGES
     engine: CheckEngine = CheckEngine.LOCAL
+    # The positive class of a binary label (None: the checks' default, 1/true).
+    pos_label: str | None = None
+    # Groups smaller than this are suppressed in fairness evidence (0: the policy decides).
+    min_group_size: int = 0
+    # Reference data for drift checks (e.g. the training sample); None: no drift check.
+    reference: Path | None = None
+    # For a predictions artefact: the column holding the model's predictions.
+    pred: str = "prediction"
+    # Whether a .joblib (pickle) artefact may be loaded: the node's decision, never the
+    # trainer's; loading a pickle runs code.
+    trust_pickle: bool = False
 
 
 @dataclass(frozen=True)
@@ -137,6 +150,16 @@ class AgentConfig:
     heartbeat_interval_s: float = 30.0
     log_level: str = "info"
     insecure: bool = False
+    # The policy bundle name this node enforces (one name; the hub may serve others).
+    policy_name: str = "standard"
+    # The hub log's checkpoint origin; None: learned from the first verified checkpoint at
+    # enrollment and pinned in the state directory.
+    hub_origin: str | None = None
+    # How often the registry is scanned for new versions, and the hub witnessed.
+    scan_interval_s: float = 5.0
+    witness_interval_s: float = 10.0
+    # Cap on the outbox database size (None: the disk is the limit).
+    outbox_max_bytes: int | None = None
     source: Path | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -153,7 +176,7 @@ class AgentConfig:
                 hint="set ca to the hub's CA certificate, or use insecure on loopback",
             )
         for name in ("watch_backoff_initial_s", "watch_backoff_max_s", "push_interval_s",
-                     "heartbeat_interval_s"):
+                     "heartbeat_interval_s", "scan_interval_s", "witness_interval_s"):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"{where}: {name} must be a finite number of seconds > 0, "
@@ -169,10 +192,32 @@ class AgentConfig:
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"{where}: log_level {self.log_level!r} is not one of "
                               f"{', '.join(LOG_LEVELS)}")
+        if self.outbox_max_bytes is not None and self.outbox_max_bytes < MIN_OUTBOX_BYTES:
+            raise ConfigError(f"{where}: outbox_max_bytes must be ≥ {MIN_OUTBOX_BYTES}, "
+                              f"got {self.outbox_max_bytes}")
+        if not self.policy_name.strip():
+            raise ConfigError(f"{where}: policy_name must not be empty")
+        if self.hub_origin is not None and not self.hub_origin.strip():
+            raise ConfigError(f"{where}: hub_origin must not be empty (omit it to learn it)")
         names = [m.name for m in self.models]
         for name in names:
             if names.count(name) > 1:
                 raise ConfigError(f"{where}: models: model {name!r} is listed more than once")
+
+    @property
+    def outbox_path(self) -> Path:
+        """The durable outbox (SQLite) inside ``state_dir``."""
+        return self.state_dir / "outbox.db"
+
+    @property
+    def bundle_path(self) -> Path:
+        """The last good policy bundle (exact envelope bytes), replaced atomically."""
+        return self.state_dir / "policy.bundle"
+
+    @property
+    def witness_path(self) -> Path:
+        """The witness state: last verified checkpoint, pinned origin, halt flag."""
+        return self.state_dir / "witness.json"
 
     def model(self, name: str) -> ModelConfig | None:
         """The configured model called ``name``, or None when this node does not govern it."""
@@ -219,9 +264,14 @@ _SCALARS: dict[str, type] = {
     "heartbeat_interval_s": float,
     "log_level": str,
     "insecure": bool,
+    "policy_name": str,
+    "hub_origin": str,
+    "scan_interval_s": float,
+    "witness_interval_s": float,
+    "outbox_max_bytes": int,
 }
 # Keys that may be null (absent) in the file.
-_OPTIONAL = frozenset({"ca", "passphrase_file"})
+_OPTIONAL = frozenset({"ca", "passphrase_file", "hub_origin", "outbox_max_bytes"})
 _KNOWN = frozenset({*_SCALARS, "models"})
 assert {f.name for f in fields(AgentConfig)} - {"source"} == _KNOWN
 _REQUIRED = ("node_id", "hub")
@@ -272,6 +322,32 @@ def _parse_model(item: Any, *, at: str, where: str, base: Path) -> ModelConfig:
             if not _STAGE_NAME.fullmatch(stage):
                 raise ConfigError(f"{where}: {at}.stages: stage {stage!r} must match "
                                   "[a-z][a-z0-9_-]{0,63} (it names a stage pointer file)")
+    pos_label = item.get("pos_label")
+    if pos_label is not None:
+        if isinstance(pos_label, bool) or not isinstance(pos_label, (str, int)):
+            raise ConfigError(f"{where}: {at}.pos_label must be a string or whole number, "
+                              f"got {pos_label!r}")
+        pos_label = str(pos_label)
+    min_group_size = 0
+    if item.get("min_group_size") is not None:
+        min_group_size = coerce_value(f"{at}.min_group_size", int, item["min_group_size"],
+                                      where=where)
+        if min_group_size < 0:
+            raise ConfigError(f"{where}: {at}.min_group_size must be ≥ 0, got {min_group_size}")
+    reference = None
+    if item.get("reference") is not None:
+        reference = resolve_path(
+            coerce_value(f"{at}.reference", Path, item["reference"], where=where), base)
+    pred = "prediction"
+    if item.get("pred") is not None:
+        pred = coerce_value(f"{at}.pred", str, item["pred"], where=where)
+        if not pred or pred == label:
+            raise ConfigError(f"{where}: {at}.pred must be a non-empty column other than "
+                              f"the label, got {pred!r}")
+    trust_pickle = False
+    if item.get("trust_pickle") is not None:
+        trust_pickle = coerce_value(f"{at}.trust_pickle", bool, item["trust_pickle"],
+                                    where=where)
     engine = CheckEngine.LOCAL
     if item.get("engine") is not None:
         try:
@@ -280,7 +356,8 @@ def _parse_model(item: Any, *, at: str, where: str, base: Path) -> ModelConfig:
             raise ConfigError(f"{where}: {at}.engine {item['engine']!r} is not one of "
                               f"{', '.join(e.value for e in CheckEngine)}") from None
     return ModelConfig(name=name, data=data, label=label, sensitive=sensitive, stages=stages,
-                       engine=engine)
+                       engine=engine, pos_label=pos_label, min_group_size=min_group_size,
+                       reference=reference, pred=pred, trust_pickle=trust_pickle)
 
 
 def _parse_models(value: Any, *, where: str, base: Path) -> tuple[ModelConfig, ...]:

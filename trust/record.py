@@ -113,6 +113,15 @@ class EventType(StrEnum):
     POLICY_APPLIED = "policy_applied"
     POLICY_REJECTED = "policy_rejected"
     MODEL_CARD = "model_card"
+    # The agent pinned a new trust root (version N+1, proved by root N).
+    ROOT_APPLIED = "root_applied"
+    # The policy the agent enforces expired: no promotion until a fresh bundle arrives.
+    POLICY_EXPIRED = "policy_expired"
+    # A model version could not be validated (bad manifest, artefact, data): not promoted.
+    VALIDATION_ERROR = "validation_error"
+    # The agent, as a witness, caught the hub lying (inconsistent checkpoints, a record of
+    # this node dropped, moved or rewritten).
+    HUB_MISBEHAVIOUR = "hub_misbehaviour"
 
 
 @dataclass(frozen=True)
