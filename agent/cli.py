@@ -1,4 +1,7 @@
-"""``warden agent``: what a regional agent does with evidence, from the command line.
+"""``warden agent``: the regional agent — set it up, run it, inspect it, or take one step by hand.
+
+``init``, ``enroll``, ``run`` and ``status`` (the daemon) live in :mod:`agent.node_cli`;
+``validate`` (one version, no hub) in :mod:`agent.validate_cli`.
 
 ``decide`` is the agent's decision step on its own: verify the policy bundle against the pinned
 trust root (threshold, expiry, rollback, digests), verify the approvals, build the policy input
@@ -131,7 +134,14 @@ def _artifact_digest(args: argparse.Namespace, evidence: dict[str, Any]) -> str 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``warden agent``."""
-    group = add_group(subparsers, "agent", "the regional agent's steps, run by hand", __doc__)
+    from agent.node_cli import register_node_commands
+
+    group = add_group(subparsers, "agent", "the regional agent: set up, run, inspect, decide",
+                      __doc__)
+    register_node_commands(group)
+    from agent.validate_cli import register_validate_command
+
+    register_validate_command(group)
     decide = add_command(
         group,
         "decide",

@@ -9,12 +9,17 @@ the object they are about, in the same three fields, with a prefix no model name
 event               model                     version                 artifact_sha256
 ==================  ========================  ======================  =======================
 policy_* events     ``policy:<bundle name>``  bundle version          SHA-256 of the envelope
-root_applied        ``root``                  root version            SHA-256 of the envelope
+root_applied [#]_   ``root``                  root version            SHA-256 of the envelope
 hub_misbehaviour    ``hub:<origin>``          checkpoint size seen    hex root hash seen
 ==================  ========================  ======================  =======================
 
-A bundle or root that could not even be parsed has no name or version: ``policy:<unknown>``
-with version ``unknown`` and the digest of the bytes offered.
+.. [#] also ``policy_rejected`` and ``policy_expired`` about a root (``evidence.kind ==
+   "root"``; about a bundle it is ``"bundle"``).
+
+A record's ``policy`` (name, version, digest) names a bundle by its *content* digest
+(``PolicyBundle.digest``, the SHA-256 of the signed payload), as decisions do; the envelope's
+SHA-256 is in the subject. A bundle or root that could not even be parsed has no name or
+version: ``policy:<unknown>`` with version ``unknown`` and the digest of the bytes offered.
 """
 
 from __future__ import annotations

@@ -90,6 +90,10 @@ ACCESS: Mapping[str, frozenset[Caller]] = {
     "/warden.v1.EnrollmentService/Heartbeat": frozenset({Caller.NODE}),
     "/warden.v1.ApprovalService/Submit": frozenset({Caller.COMPLIANCE}),
     "/warden.v1.ApprovalService/List": _READERS,
+    # Root rotations are the root officers' decision; compliance relays them, like bundles.
+    "/warden.v1.RootService/Publish": frozenset({Caller.COMPLIANCE}),
+    # Every authenticated reader: an agent needs the chain to follow a rotation.
+    "/warden.v1.RootService/GetChain": _READERS,
 }
 """Method → callers admitted. ``ANYONE`` admits unauthenticated callers."""
 

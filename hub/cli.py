@@ -10,6 +10,9 @@ Commands on the hub host (they read ``hub.yaml`` and the database directly):
 Operator commands (talk to a running hub over TLS with a bearer token):
 
 * ``warden hub publish BUNDLE`` (compliance) — publish a signed policy bundle;
+* ``warden hub publish-root ROOT.json`` (compliance) — publish trust root N+1 (signed by root
+  N's and its own root role) so agents can follow the rotation; the file is checked to be a
+  root envelope here (exit 2 if not), its signatures by the hub (exit 1 if refused);
 * ``warden hub checkpoint`` — fetch the latest checkpoint and verify its signature against the
   trust root's ``hub`` role;
 * ``warden hub proof inclusion INDEX`` — fetch an RFC 9162 inclusion proof and verify it
@@ -57,6 +60,7 @@ On the hub host (these read hub.yaml and the database directly):
 
 Operator commands (over TLS with a bearer token):
   publish         publish a signed policy bundle (compliance)
+  publish-root    publish trust root N+1 so agents can follow the rotation (compliance)
   checkpoint      fetch the latest checkpoint, verified against the root's 'hub' role
   proof           fetch and verify RFC 9162 inclusion and consistency proofs
   entries         list ledger entries
@@ -105,8 +109,8 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from hub.logs import setup_logging
     from hub.server import serve
+    from trust.logs import setup_logging
 
     config = _load(args)
     setup_logging(config.log_level)
@@ -218,6 +222,31 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         r = hub.publish(data)
     print(f"published {r.name} v{r.version} (digest {r.digest}, revision {r.revision}, "
           f"ledger index {r.index})")
+    return 0
+
+
+def _root_file(path: str) -> bytes:
+    """The exact bytes of a root envelope file, checked to *be* one (a DSSE envelope of a
+    well-formed root payload) before anything is sent; signatures are the hub's to check."""
+    from trust import dsse
+    from trust.errors import FormatError
+    from trust.root import ROOT_PAYLOAD_TYPE, RootMetadata, read_envelope_bytes
+
+    data = read_envelope_bytes(path)
+    env = dsse.from_bytes(data, what=path)
+    if env.payload_type != ROOT_PAYLOAD_TYPE:
+        raise FormatError(f"{path}: payloadType {env.payload_type!r} is not a trust root"
+                          f" ({ROOT_PAYLOAD_TYPE!r})",
+                          hint="policy bundles go to 'warden hub publish'")
+    RootMetadata.from_payload(env.payload, what=path)
+    return data
+
+
+def _cmd_publish_root(args: argparse.Namespace) -> int:
+    data = _root_file(args.root_file)
+    with _client(args, "compliance") as hub:
+        r = hub.publish_root(data)
+    print(f"published trust root v{r.version} (digest {r.digest}, ledger index {r.index})")
     return 0
 
 
@@ -394,6 +423,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                     "publish a signed policy bundle (compliance role)",
                     "warden hub publish standard-v3.bundle --hub-dir ./hub")
     p.add_argument("bundle", metavar="BUNDLE")
+    _connection_flags(p)
+
+    p = add_command(hub, "publish-root", _cmd_publish_root,
+                    "publish trust root N+1 (signed by root N's and its own root role) to agents",
+                    "warden hub publish-root root-v2.json --hub-dir ./hub")
+    p.add_argument("root_file", metavar="ROOT_JSON", help="the new root's envelope (root.json)")
     _connection_flags(p)
 
     p = add_command(hub, "checkpoint", _cmd_checkpoint,

@@ -14,6 +14,13 @@ Invariants kept here (on top of the store's append rules):
 * a policy is stored only after :meth:`PolicyBundle.from_envelope` verified it against the
   hub's own copy of the trust root (threshold, digests, expiry) and it is not older than the
   stored version; an approval only after :meth:`Approval.from_envelope` verified it;
+* a trust root is stored only after the hub's current root verified it as its successor
+  (:meth:`TrustRoot.rotate`: exactly version N+1, a threshold of root N's and of its own root
+  role, not expired) and only if its ``hub`` role still lists the hub's key (else no agent
+  could verify the hub's checkpoints under it); once stored, the hub verifies policies and
+  approvals under it (:meth:`HubState.current_root`, which also picks up rotations stored by
+  other hub processes). Publishing the exact bytes of a stored root again answers with the
+  stored record (same ledger index); other bytes under a stored version are a rollback;
 * a key rotation is accepted only when signed by the node's current key (checked by the store)
   *and* by the new key (proof of possession, checked here);
 * an enrollment is accepted only when signed by the enrolled key over node id, token digest
@@ -27,17 +34,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hub.ledger.types import Entry, StoredApproval, StoredCheckpoint, StoredPolicy
+from hub.ledger.types import Entry, StoredApproval, StoredCheckpoint, StoredPolicy, StoredRoot
 from hub.limits import bounded, bounded_optional, shown
 from hub.state import HubState
 from hub.tls import hash_token
 from protos.callsig import enroll_message
 from trust.approval import Approval
+from trust.canonical import sha256_hex
 from trust.errors import (
     EnrollmentError,
     FormatError,
     NotFoundError,
     SignatureError,
+    TrustError,
     UsageError,
 )
 from trust.keys import PublicKey
@@ -58,6 +67,8 @@ __all__ = [
     "heartbeat",
     "inclusion_proof",
     "publish",
+    "publish_root",
+    "root_chain",
     "rotate_key",
     "submit_approval",
 ]
@@ -270,13 +281,14 @@ def heartbeat(
 def publish(state: HubState, envelope: bytes) -> StoredPolicy:
     """Verify a bundle against the hub's root and store it (rollbacks refused)."""
     # The agents' limit, not the transport's: a bundle every agent refuses is not published.
-    bundle = PolicyBundle.from_envelope(envelope, state.root, now=state.now(),
+    root = state.current_root()
+    bundle = PolicyBundle.from_envelope(envelope, root, now=state.now(),
                                         max_bytes=DEFAULT_MAX_BYTES)
     last = state.store.latest_policy(bundle.name)
     if last is not None:
         # Re-check with the stored version so the error says "rollback", then let the store
         # decide atomically (it also refuses a different bundle under an existing version).
-        PolicyBundle.from_envelope(envelope, state.root, now=state.now(), last_version=last.version,
+        PolicyBundle.from_envelope(envelope, root, now=state.now(), last_version=last.version,
                                    max_bytes=DEFAULT_MAX_BYTES)
     record = state.store.add_policy(bundle.name, bundle.version, bundle.digest, envelope,
                                     now=state.now(), checkpoint=state.checkpoint_signer)
@@ -302,12 +314,49 @@ def get_policy(state: HubState, name: str | None, version: int | None) -> Stored
     return state.store.get_policy(name, version)
 
 
+# -- trust root ------------------------------------------------------------------------------
+
+
+def publish_root(state: HubState, envelope: bytes) -> StoredRoot:
+    """Verify root N+1 from the hub's current root N, store it with its ledger event, and
+    verify later publications and approvals under it (see the module invariants)."""
+    if not envelope:
+        raise UsageError("PublishRoot needs the envelope bytes of the new root (root.json)")
+    digest = sha256_hex(envelope)
+    with state.root_lock:
+        current = state.current_root()
+        # A retried publication of a stored root: the same answer, no second event.
+        for stored in state.store.roots(0):
+            if stored.digest == digest:
+                return stored
+        new = current.rotate(envelope, now=state.now(), what="published root")
+        hub_id = state.hub_key.key_id
+        if hub_id not in new.role("hub").keyids:
+            raise TrustError(
+                f"published root v{new.version} does not list this hub's key"
+                f" {hub_id[:16]}… in its 'hub' role: agents would refuse every checkpoint the"
+                " hub signs under it; nothing was published",
+                hint="add the hub's key (hub.pub) to the new root's hub role and sign it again",
+            )
+        record = state.store.add_root(new.version, envelope, now=state.now(),
+                                      checkpoint=state.checkpoint_signer)
+        state.root = new
+    state.checkpoint_covering(record.index + 1)  # the latest checkpoint covers it
+    return record
+
+
+def root_chain(state: HubState, after_version: int) -> tuple[list[StoredRoot], int]:
+    """Every published root above ``after_version`` (ascending) and the current version."""
+    current = state.current_root()
+    return state.store.roots(after_version), current.version
+
+
 # -- approvals -------------------------------------------------------------------------------
 
 
 def submit_approval(state: HubState, envelope: bytes) -> tuple[Approval, StoredApproval]:
     """Verify an approval against the hub's root and record it."""
-    approval = Approval.from_envelope(envelope, state.root)
+    approval = Approval.from_envelope(envelope, state.current_root())
     # Signed by an approver, but still a string on its way to storage and to every List.
     bounded("subject", approval.subject)
     record = state.store.add_approval(approval.role, approval.subject, envelope, now=state.now(),

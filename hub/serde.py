@@ -10,13 +10,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hub.ledger.types import StoredApproval, StoredPolicy
-from protos.types import Ack, AppendResult, ApprovalReceipt, EnrollResult, PublishResult
+from hub.ledger.types import StoredApproval, StoredPolicy, StoredRoot
+from protos.types import (
+    Ack,
+    AppendResult,
+    ApprovalReceipt,
+    EnrollResult,
+    PublishResult,
+    RootPublishResult,
+)
 
 if TYPE_CHECKING:
     from hub.handlers import Appended, Enrolled
 
-__all__ = ["append_result", "approval_receipt", "enroll_result", "publish_result"]
+__all__ = [
+    "append_result",
+    "approval_receipt",
+    "enroll_result",
+    "publish_result",
+    "root_publish_result",
+]
 
 
 def append_result(appended: Appended) -> AppendResult:
@@ -41,3 +54,8 @@ def publish_result(record: StoredPolicy) -> PublishResult:
 def approval_receipt(record: StoredApproval) -> ApprovalReceipt:
     """The Submit reply for a recorded approval."""
     return ApprovalReceipt(record.approval_id, record.role, record.index)
+
+
+def root_publish_result(record: StoredRoot) -> RootPublishResult:
+    """The RootService Publish reply for a stored root."""
+    return RootPublishResult(record.version, record.digest, record.index)

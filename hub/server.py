@@ -1,4 +1,4 @@
-"""The hub process: a grpc.aio server with the four Warden services, health, limits and drain.
+"""The hub process: a grpc.aio server with the five Warden services, health, limits and drain.
 
 Invariants:
 
@@ -65,6 +65,7 @@ SERVICE_NAMES = (
     "warden.v1.LedgerService",
     "warden.v1.EnrollmentService",
     "warden.v1.ApprovalService",
+    "warden.v1.RootService",
 )
 
 

@@ -54,12 +54,14 @@ from protos.types import (
     InclusionProof,
     PolicyRecord,
     PublishResult,
+    RootPublishResult,
 )
 from protos.warden.v1 import (
     approval_pb2,
     enrollment_pb2,
     ledger_pb2,
     policy_pb2,
+    root_pb2,
 )
 from trust.errors import TransportError, UsageError
 from trust.keys import SigningKey
@@ -80,6 +82,7 @@ __all__ = [
     "PolicyRecord",
     "PublishResult",
     "PolicyWatch",
+    "RootPublishResult",
     "is_loopback",
     "DEFAULT_MAX_MESSAGE_BYTES",
 ]
@@ -357,6 +360,28 @@ class HubClient:
         body = req.SerializeToString()
         fn = self._callable(method, policy_pb2.PolicyUpdate, stream=True)
         return PolicyWatch(fn(body, metadata=self._metadata(method, body)), self)
+
+    # -- trust root -------------------------------------------------------------------------
+
+    def publish_root(self, envelope: bytes) -> RootPublishResult:
+        """Publish root N+1 (its root.json bytes, verbatim; compliance role).
+
+        The hub verifies it from its current root and refuses anything but exactly N+1; the
+        same bytes again answer with the same ledger index.
+        """
+        r = self._call("/warden.v1.RootService/Publish",
+                       root_pb2.PublishRootRequest(envelope=envelope),
+                       root_pb2.PublishRootResponse)
+        return serde.root_publish_result_from_proto(r)
+
+    def root_chain(self, after_version: int) -> tuple[bytes, ...]:
+        """Every root the hub published above ``after_version``, oldest first, as envelope
+        bytes. Unverified: walk them with :meth:`trust.root.TrustRoot.rotate_chain` from the
+        root you pinned, and never trust one the chain does not prove."""
+        r = self._call("/warden.v1.RootService/GetChain",
+                       root_pb2.GetRootChainRequest(after_version=after_version),
+                       root_pb2.GetRootChainResponse)
+        return serde.root_chain_from_proto(r)
 
     # -- approvals --------------------------------------------------------------------------
 

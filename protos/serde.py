@@ -29,8 +29,16 @@ from protos.types import (
     InclusionProof,
     PolicyRecord,
     PublishResult,
+    RootPublishResult,
 )
-from protos.warden.v1 import approval_pb2, common_pb2, enrollment_pb2, ledger_pb2, policy_pb2
+from protos.warden.v1 import (
+    approval_pb2,
+    common_pb2,
+    enrollment_pb2,
+    ledger_pb2,
+    policy_pb2,
+    root_pb2,
+)
 from trust.canonical import Sha256
 from trust.errors import FormatError
 from trust.stream import NodeId
@@ -59,6 +67,10 @@ __all__ = [
     "policy_record_to_proto",
     "publish_result_from_proto",
     "publish_result_to_proto",
+    "root_chain_from_proto",
+    "root_chain_to_proto",
+    "root_publish_result_from_proto",
+    "root_publish_result_to_proto",
 ]
 
 
@@ -215,6 +227,33 @@ def policy_record_from_proto(m: policy_pb2.PolicyUpdate) -> PolicyRecord:
     """The :class:`PolicyRecord` of a Get reply's bundle or a Watch update."""
     return PolicyRecord(m.name, m.version, m.revision, m.envelope,
                         parse_time(m.published_at, what=f"policy {m.name!r} published_at"))
+
+
+# -- trust root ------------------------------------------------------------------------------
+
+
+def root_publish_result_to_proto(result: RootPublishResult) -> root_pb2.PublishRootResponse:
+    """A RootService Publish reply."""
+    return root_pb2.PublishRootResponse(version=result.version, digest=result.digest,
+                                        index=result.index)
+
+
+def root_publish_result_from_proto(m: root_pb2.PublishRootResponse) -> RootPublishResult:
+    """The :class:`RootPublishResult` of a RootService Publish reply."""
+    return RootPublishResult(m.version, Sha256(m.digest), m.index)
+
+
+def root_chain_to_proto(
+    envelopes: Iterable[bytes], latest_version: int
+) -> root_pb2.GetRootChainResponse:
+    """A GetChain reply: the roots' envelope bytes verbatim, ascending, and the hub's current
+    root version."""
+    return root_pb2.GetRootChainResponse(envelopes=list(envelopes), latest_version=latest_version)
+
+
+def root_chain_from_proto(m: root_pb2.GetRootChainResponse) -> tuple[bytes, ...]:
+    """The envelopes of a GetChain reply, in the order sent (verified by the caller)."""
+    return tuple(bytes(e) for e in m.envelopes)
 
 
 # -- approvals -------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ __all__ = [
     "InclusionProof",
     "PolicyRecord",
     "PublishResult",
+    "RootPublishResult",
 ]
 
 @dataclass(frozen=True)
@@ -186,3 +187,13 @@ class ApprovalRecord:
     envelope: bytes
     index: int
     received_at: datetime
+
+
+@dataclass(frozen=True)
+class RootPublishResult:
+    """What the hub recorded for a published trust root: its version, the hex SHA-256 of its
+    envelope bytes, and the ledger index of its ``root_publication`` event."""
+
+    version: int
+    digest: Sha256
+    index: int

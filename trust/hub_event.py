@@ -6,9 +6,11 @@ key, whose payload is the canonical JSON of::
     {"schema": "warden.hub-event/v1", "node_id": "hub", "seq": 4, "prev": "<64 hex>",
      "time": "2026-11-26T11:00:00Z", "kind": "enrollment", "body": {...}}
 
-``kind`` is ``enrollment``, ``key_rotation``, ``policy_publication`` or ``approval``; each has a
-fixed set of ``body`` fields. So the ledger itself carries every node key ever trusted and
-every policy ever published.
+``kind`` is ``enrollment``, ``key_rotation``, ``policy_publication``, ``approval`` or
+``root_publication``; each has a fixed set of ``body`` fields. So the ledger itself carries
+every node key ever trusted, every policy ever published and every trust-root rotation the
+hub accepted (``root_publication``: the new root's ``version`` ≥ 2 and the hex SHA-256
+``digest`` of its envelope bytes; the envelope itself is served by the hub's RootService).
 
 Invariants:
 
@@ -75,6 +77,7 @@ class HubEventKind(StrEnum):
     KEY_ROTATION = "key_rotation"
     POLICY_PUBLICATION = "policy_publication"
     APPROVAL = "approval"
+    ROOT_PUBLICATION = "root_publication"
 
 
 def rotation_message(node_id: str, old_key: PublicKey, new_key: PublicKey) -> bytes:
@@ -101,6 +104,7 @@ _BODY_FIELDS: dict[HubEventKind, tuple[str, ...]] = {
     ),
     HubEventKind.POLICY_PUBLICATION: ("digest", "name", "version"),
     HubEventKind.APPROVAL: ("digest", "role", "subject"),
+    HubEventKind.ROOT_PUBLICATION: ("digest", "version"),
 }
 _EVENT_FIELDS = ("body", "kind", "node_id", "prev", "schema", "seq", "time")
 
@@ -138,6 +142,10 @@ def _check_body(kind: HubEventKind, body: Any, *, what: str) -> Mapping[str, Any
     elif kind is HubEventKind.POLICY_PUBLICATION:
         check_non_empty_str(o["name"], what=f"{w}.name")
         check_int(o["version"], what=f"{w}.version", minimum=1)
+        check_hex64(o["digest"], what=f"{w}.digest")
+    elif kind is HubEventKind.ROOT_PUBLICATION:
+        # Version 1 is pinned out of band; only a rotation (2 and up) is ever published.
+        check_int(o["version"], what=f"{w}.version", minimum=2)
         check_hex64(o["digest"], what=f"{w}.digest")
     else:
         check_hex64(o["digest"], what=f"{w}.digest")

@@ -15,6 +15,7 @@ from hub.ledger.store import (
     LogStore,
     NodeStore,
     PolicyStore,
+    RootStore,
 )
 from hub.ledger.types import (
     MAX_BATCH,
@@ -28,6 +29,7 @@ from hub.ledger.types import (
     StoredApproval,
     StoredCheckpoint,
     StoredPolicy,
+    StoredRoot,
 )
 
 __all__ = [
@@ -50,7 +52,9 @@ __all__ = [
     "NodeKey",
     "NodeStore",
     "PolicyStore",
+    "RootStore",
     "StoredApproval",
     "StoredCheckpoint",
     "StoredPolicy",
+    "StoredRoot",
 ]

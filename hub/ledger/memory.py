@@ -17,18 +17,18 @@ Invariants:
   that raises leaves nothing behind (a batch is all-or-nothing, a hub event commits with its
   state change and its checkpoint or not at all), exactly as a rolled-back SQL transaction
   would. An equivocation is flagged after the batch was rolled back, in a write of its own.
-* Entries, subtrees, checkpoints and equivocations are only ever appended (there is no API
-  that changes or removes them); values handed out are frozen snapshots.
+* Entries, subtrees, checkpoints, equivocations and roots are only ever appended (there is
+  no API that changes or removes them); values handed out are frozen snapshots.
 * Bounds and refusals are the SQL store's, with the same typed errors and messages: numbers
   above :data:`~hub.ledger.rules.MAX_INT` are simply not in the store.
 
 What it does not have: durability (nothing survives the process), sharing across processes,
 and the storage conditions (read-only, full, unreachable) a database can be in.
 
-Why one module of ~550 lines: it implements the whole :class:`LedgerStore` interface (five
+Why one module of ~600 lines: it implements the whole :class:`LedgerStore` interface (six
 parts, ~50 methods) over one state under one lock, each method the in-memory form of the SQL
 part's method of the same name, in the same order (sections: log, checkpoints, nodes,
-policies, heartbeats). Split by part, each piece would need the others' private state.
+policies, roots, heartbeats). Split by part, each piece would need the others' private state.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from hub.ledger import (
     StoredApproval,
     StoredCheckpoint,
     StoredPolicy,
+    StoredRoot,
 )
 from hub.ledger.errors import AlreadyEnrolledError
 from hub.ledger.history import Equivocated, plan_append, stored_seqs
@@ -67,6 +68,7 @@ from hub.ledger.rules import (
     check_hub_keys,
     check_key_unchanged,
     check_policy_args,
+    check_root_args,
     check_rotation,
     check_token_args,
     enrollment_body,
@@ -78,6 +80,7 @@ from hub.ledger.rules import (
     require_hub_key,
     require_hub_public,
     rollback_error,
+    root_rollback_error,
     rotation_body,
 )
 from hub.ledger.verify import RecordVerifier, check_hub_event
@@ -511,6 +514,41 @@ class MemoryLedgerStore(LedgerStore):
         with self.ledger.lock:
             return [a for a in self.ledger.approvals
                     if subject in (None, a.subject) and role in (None, a.role)]
+
+    # --- RootStore ----------------------------------------------------------------------------
+
+    def add_root(
+        self, version: int, envelope: bytes, *, now: datetime,
+        checkpoint: CheckpointSigner | None = None,
+    ) -> StoredRoot:
+        """See :meth:`RootStore.add_root`."""
+        check_root_args(version, envelope)
+        digest = sha256_hex(bytes(envelope))
+        with self.ledger.write() as tx:
+            stored = self.ledger.roots
+            same = next((r for r in stored if r.version == version), None)
+            if same is not None and same.digest == digest:
+                return same  # a retried publication
+            if stored and version <= stored[-1].version:
+                raise root_rollback_error(version, stored[-1].version, same is not None)
+            idx = self._emit(
+                tx, HubEventKind.ROOT_PUBLICATION, {"version": version, "digest": digest}, now
+            )
+            record = StoredRoot(version=version, digest=Sha256(digest), index=idx,
+                                envelope=bytes(envelope), published_at=now)
+            tx.append(stored, record)
+            self._cover(tx, checkpoint, now)
+        return record
+
+    def roots(self, after_version: int = 0) -> list[StoredRoot]:
+        """See :meth:`RootStore.roots`."""
+        with self.ledger.lock:
+            return [r for r in self.ledger.roots if r.version > after_version]
+
+    def latest_root(self) -> StoredRoot | None:
+        """See :meth:`RootStore.latest_root`."""
+        with self.ledger.lock:
+            return self.ledger.roots[-1] if self.ledger.roots else None
 
     # --- HeartbeatStore -----------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ Invariants:
 * Every write holds :attr:`MemoryLedger.lock` and goes through one :class:`Tx` from
   :meth:`MemoryLedger.write`, which records how to undo each change: a write that raises
   leaves nothing behind, exactly as a rolled-back SQL transaction would.
-* Entries, subtrees, checkpoints and equivocations are only ever appended; values kept are
+* Entries, subtrees, checkpoints, equivocations and roots are only ever appended; values kept are
   frozen dataclasses, so what a read hands out is a snapshot.
 """
 
@@ -33,6 +33,7 @@ from hub.ledger.types import (
     StoredApproval,
     StoredCheckpoint,
     StoredPolicy,
+    StoredRoot,
 )
 from trust import merkle
 from trust.canonical import Sha256
@@ -80,6 +81,8 @@ class MemoryLedger:
     node_keys: dict[str, tuple[NodeKey, ...]] = field(default_factory=dict)
     policies: list[StoredPolicy] = field(default_factory=list)
     approvals: list[StoredApproval] = field(default_factory=list)
+    roots: list[StoredRoot] = field(default_factory=list)
+    """Published trust roots, ascending by version (versions only grow)."""
     heartbeats: dict[str, Heartbeat] = field(default_factory=dict)
 
     @contextmanager

@@ -68,6 +68,7 @@ __all__ = [
     "check_hub_keys",
     "check_key_unchanged",
     "check_policy_args",
+    "check_root_args",
     "check_rotation",
     "check_token_args",
     "enrollment_body",
@@ -79,6 +80,7 @@ __all__ = [
     "require_hub_key",
     "require_hub_public",
     "rollback_error",
+    "root_rollback_error",
     "rotation_body",
 ]
 
@@ -339,6 +341,31 @@ def rollback_error(name: str, version: int, latest_version: int) -> RollbackErro
         f"policy {name!r} version {version} is not newer than the published"
         f" version {latest_version}",
         hint="bump the bundle's version and sign it again",
+    )
+
+
+def check_root_args(version: int, envelope: bytes) -> None:
+    """A root publication is a rotation (version 2..:data:`MAX_INT`) with envelope bytes."""
+    if not 2 <= version <= MAX_INT:
+        raise UsageError(f"a published trust root has a version from 2 to {MAX_INT} (version 1"
+                         f" is pinned, never published), got {version}")
+    if not envelope:
+        raise UsageError("a published trust root needs its envelope bytes")
+
+
+def root_rollback_error(version: int, latest_version: int, same_version: bool) -> RollbackError:
+    """The refusal of root ``version`` when the store already holds ``latest_version``
+    (``same_version``: that very version, with other bytes)."""
+    if same_version:
+        return RollbackError(
+            f"trust root version {version} is already published, with other bytes; a version"
+            " is published once",
+            hint=f"rotate to version {latest_version + 1} instead",
+        )
+    return RollbackError(
+        f"trust root version {version} is not newer than the published version"
+        f" {latest_version}",
+        hint=f"rotate to version {latest_version + 1}",
     )
 
 

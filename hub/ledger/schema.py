@@ -2,8 +2,12 @@
 
 Invariants:
 
-* ``entries``, ``subtrees`` and ``checkpoints`` are append-only: no code path updates or
-  deletes their rows, and database triggers (created by the migration) refuse it anyway.
+* ``entries``, ``subtrees``, ``checkpoints`` and ``roots`` are append-only: no code path
+  updates or deletes their rows, and database triggers (created by the migrations) refuse it
+  anyway.
+* ``roots`` holds each published trust-root rotation (version ≥ 2) verbatim, keyed by its
+  version; ``digest`` is the hex SHA-256 of ``envelope``, ``ledger_idx`` its
+  ``root_publication`` entry. The pinned ``root.json`` the chain starts from is not in it.
 * ``entries.idx`` runs 0..n-1 without gaps; ``(node_id, seq)`` is unique, so a record can be
   appended once only. ``envelope`` holds the bytes exactly as the node signed and sent them.
 * ``subtrees`` holds the hash of every *perfect* Merkle subtree ``(level, idx)`` that is
@@ -37,10 +41,11 @@ __all__ = [
     "approvals",
     "heartbeats",
     "equivocations",
+    "roots",
     "APPEND_ONLY_TABLES",
 ]
 
-APPEND_ONLY_TABLES = ("entries", "subtrees", "checkpoints")
+APPEND_ONLY_TABLES = ("entries", "subtrees", "checkpoints", "roots")
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -206,4 +211,14 @@ equivocations = sa.Table(
     sa.Column("existing_sha256", HEX, nullable=False),
     sa.Column("offered_envelope", sa.LargeBinary, nullable=False),
     sa.Column("flagged_at", UTCDateTime, nullable=False),
+)
+
+roots = sa.Table(
+    "roots",
+    metadata,
+    sa.Column("version", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("digest", HEX, nullable=False),
+    sa.Column("envelope", sa.LargeBinary, nullable=False),
+    sa.Column("ledger_idx", sa.BigInteger, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
 )

@@ -3,11 +3,12 @@
 :class:`LedgerStore` is the contract the hub's handlers code against. It combines one interface
 per concern — :class:`LogStore` (the append-only log and its proofs), :class:`CheckpointStore`,
 :class:`NodeStore` (tokens, nodes, keys), :class:`PolicyStore` (bundles and approvals),
-:class:`HeartbeatStore` — so code that needs one concern can ask for just that part. The values
-they return live in :mod:`hub.ledger.types` (re-exported here; entries, policies and
-approvals are, or extend, the shared wire types of :mod:`protos.types`). :meth:`LedgerStore.open`
-returns the SQLAlchemy implementation (:mod:`hub.ledger.sql`) for a SQLite path/URL or a
-PostgreSQL URL, migrated to the newest schema.
+:class:`RootStore` (published trust-root rotations), :class:`HeartbeatStore` — so code
+that needs one concern can ask for just that part. The values they return live in
+:mod:`hub.ledger.types` (re-exported here; entries, policies, approvals and roots are, or
+extend, the shared wire types of :mod:`protos.types`). :meth:`LedgerStore.open` returns the
+SQLAlchemy implementation (:mod:`hub.ledger.sql`) for a SQLite path/URL or a PostgreSQL URL,
+migrated to the newest schema.
 
 Append rules (:meth:`LedgerStore.append_records`), applied to a batch all-or-nothing. The
 envelope bytes are parsed and verified exactly once, into
@@ -46,9 +47,9 @@ than the stored checkpoints' (:class:`LedgerError`), since consistency proofs be
 would verify under neither.
 
 Nothing is acknowledged before it is committed durably. Hub events (enrollments, key
-rotations, policy publications, approvals) are ledger entries of the stream ``node_id="hub"``
-signed by the hub key, with their own ``seq``/``prev`` chain, appended atomically with the
-state change they record.
+rotations, policy publications, approvals, root publications) are ledger entries of the
+stream ``node_id="hub"`` signed by the hub key, with their own ``seq``/``prev`` chain,
+appended atomically with the state change they record.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ from hub.ledger.types import (
     StoredApproval,
     StoredCheckpoint,
     StoredPolicy,
+    StoredRoot,
 )
 from trust.canonical import Sha256
 from trust.keys import PublicKey, SigningKey
@@ -93,9 +95,11 @@ __all__ = [
     "NodeKey",
     "NodeStore",
     "PolicyStore",
+    "RootStore",
     "StoredApproval",
     "StoredCheckpoint",
     "StoredPolicy",
+    "StoredRoot",
 ]
 
 
@@ -307,6 +311,36 @@ class PolicyStore(abc.ABC):
         """Stored approvals, oldest first, optionally filtered."""
 
 
+class RootStore(abc.ABC):
+    """Published trust-root rotations (root N+1 envelopes), each with its hub event.
+
+    The store keeps what the hub verified (:func:`hub.handlers.publish_root` checks each root
+    from its predecessor with :meth:`trust.root.TrustRoot.rotate`); it does not verify
+    signatures itself. Versions only grow; the chain starts after the hub's pinned
+    ``root.json``, which is not stored here.
+    """
+
+    @abc.abstractmethod
+    def add_root(
+        self, version: int, envelope: bytes, *, now: datetime,
+        checkpoint: CheckpointSigner | None = None,
+    ) -> StoredRoot:
+        """Store a verified root and append its ``root_publication`` event atomically.
+
+        ``digest`` is computed here (hex SHA-256 of ``envelope``). The exact bytes of a stored
+        root are returned as stored (a retried publication: same index, no new event); any
+        other root at or below the newest stored version is a ``RollbackError``.
+        """
+
+    @abc.abstractmethod
+    def roots(self, after_version: int = 0) -> list[StoredRoot]:
+        """Every stored root with a version above ``after_version``, ascending."""
+
+    @abc.abstractmethod
+    def latest_root(self) -> StoredRoot | None:
+        """The stored root of the highest version, if any."""
+
+
 class HeartbeatStore(abc.ABC):
     """Nodes' last signs of life (not ledger entries)."""
 
@@ -327,7 +361,9 @@ class HeartbeatStore(abc.ABC):
         """The latest heartbeat of every node that sent one."""
 
 
-class LedgerStore(LogStore, CheckpointStore, NodeStore, PolicyStore, HeartbeatStore):
+class LedgerStore(
+    LogStore, CheckpointStore, NodeStore, PolicyStore, RootStore, HeartbeatStore
+):
     """The hub's storage: every part above over one database.
 
     The parts share one write lock, so a state change and the hub event recording it commit

@@ -8,8 +8,10 @@ What the hub sends on the wire is one of the shared types of :mod:`protos.types`
 returns the same ones): an :class:`Entry` *is* the wire entry; a :class:`StoredPolicy` and a
 :class:`StoredApproval` *are* the wire :class:`~protos.types.PolicyRecord` and
 :class:`~protos.types.ApprovalRecord`, extended by the fields only the store knows (a policy's
-digest and ledger index, an approval's subject). So field names agree across the hub, the
-client and the wire: ``index`` for a ledger position, ``approval_id`` for an approval.
+digest and ledger index, an approval's subject); a :class:`StoredRoot` *is* the wire
+:class:`~protos.types.RootPublishResult` plus the envelope and its publication time. So field
+names agree across the hub, the client and the wire: ``index`` for a ledger position,
+``approval_id`` for an approval.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from datetime import datetime
 from protos.types import ApprovalRecord as WireApprovalRecord
 from protos.types import Entry
 from protos.types import PolicyRecord as WirePolicyRecord
+from protos.types import RootPublishResult as WireRootPublishResult
 from trust.canonical import Sha256
 from trust.checkpoint import Checkpoint
 from trust.keys import KeyId, PublicKey, SigningKey
@@ -37,6 +40,7 @@ __all__ = [
     "StoredApproval",
     "StoredCheckpoint",
     "StoredPolicy",
+    "StoredRoot",
     "policy_revision",
 ]
 
@@ -148,6 +152,15 @@ class StoredApproval(WireApprovalRecord):
     """
 
     subject: str
+
+
+@dataclass(frozen=True)
+class StoredRoot(WireRootPublishResult):
+    """A published trust root (the envelope bytes verbatim, ``digest`` their hex SHA-256) and
+    the ledger index of its ``root_publication`` event."""
+
+    envelope: bytes
+    published_at: datetime
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The four Warden gRPC services, as thin servicers over :mod:`hub.handlers`.
+"""The five Warden gRPC services, as thin servicers over :mod:`hub.handlers`.
 
 Each module exposes ``endpoints(state) -> {method name: endpoint}`` (PolicyService also takes
 the :class:`~hub.watch.WatchStreams` that serve Watch); :func:`build_handlers` registers them
@@ -12,10 +12,10 @@ from __future__ import annotations
 import grpc
 
 from hub.rpc import Runtime, service_handler
-from hub.services import approval, enrollment, ledger, policy
+from hub.services import approval, enrollment, ledger, policy, root
 from hub.state import HubState
 from hub.watch import WatchStreams
-from protos.warden.v1 import approval_pb2, enrollment_pb2, ledger_pb2, policy_pb2
+from protos.warden.v1 import approval_pb2, enrollment_pb2, ledger_pb2, policy_pb2, root_pb2
 
 __all__ = ["build_handlers"]
 
@@ -34,4 +34,6 @@ def build_handlers(
                         enrollment.endpoints(state), auth, runtime),
         service_handler(approval_pb2.DESCRIPTOR.services_by_name["ApprovalService"],
                         approval.endpoints(state), auth, runtime),
+        service_handler(root_pb2.DESCRIPTOR.services_by_name["RootService"],
+                        root.endpoints(state), auth, runtime),
     ]

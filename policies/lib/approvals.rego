@@ -9,7 +9,7 @@ package warden.lib.approvals
 
 import rego.v1
 
-granted := {a.role | some a in input.approvals}
+granted := {role | some i; role := input.approvals[i].role}
 
 violations contains v if {
 	stage := input.model.stage

@@ -5,7 +5,9 @@
 #   critical_columns         columns that must not drift at all
 #   block_on_dataset_drift   true: evidence.drift.dataset_drift == true is a violation
 #
-# Input is referenced directly (see fairness.rego); critical columns are looked up by name.
+# Input is referenced directly (see fairness.rego); critical columns are looked up by name. A
+# column is read field by field (never bound whole to a variable), so the bundle's
+# input_projection keeps only the fields used here.
 package warden.lib.drift
 
 import rego.v1
@@ -25,13 +27,17 @@ violations contains v if {
 
 violations contains v if {
 	some column in data.config.critical_columns
-	d := input.evidence.drift.columns[column]
-	d.drifted == true
+	input.evidence.drift.columns[column].drifted == true
 	v := {
 		"rule": "drift.critical_column",
 		"message": sprintf(
 			"critical column %s drifted (%s statistic %v, threshold %v)",
-			[column, d.method, d.statistic, d.threshold],
+			[
+				column,
+				input.evidence.drift.columns[column].method,
+				input.evidence.drift.columns[column].statistic,
+				input.evidence.drift.columns[column].threshold,
+			],
 		),
 		"severity": "high",
 	}
@@ -47,8 +53,10 @@ warnings contains msg if {
 	some column in object.keys(input.evidence.drift.columns)
 	input.evidence.drift.columns[column].drifted == true
 	not _critical(column)
-	d := input.evidence.drift.columns[column]
-	msg := sprintf("drift: column %s drifted (%s statistic %v)", [column, d.method, d.statistic])
+	msg := sprintf(
+		"drift: column %s drifted (%s statistic %v)",
+		[column, input.evidence.drift.columns[column].method, input.evidence.drift.columns[column].statistic],
+	)
 }
 
 _critical(column) if column in data.config.critical_columns

@@ -26,14 +26,17 @@
 #
 # Features are iterated by key and metrics read by full static paths (no helper rules,
 # object.get or computed keys into data.config): in micro-benchmarks on rego-cpp 1.5.2 these
-# forms were cheaper, but the whole-decision gain was within measurement noise.
+# forms were cheaper, but the whole-decision gain was within measurement noise. Full paths also
+# keep the bundle's input_projection (bundle.yaml) small and checkable: binding a feature's
+# whole evidence to a variable (`some feature, m in input.evidence.fairness`) would make the
+# policy read all of it, per-group rates included. A feature's evidence must be an object.
 package warden.lib.fairness
 
 import rego.v1
 
 violations contains v if {
 	some feature in data.config.sensitive_features
-	not input.evidence.fairness[feature]
+	not is_object(input.evidence.fairness[feature])
 	v := {
 		"rule": "fairness.evidence_missing",
 		"message": sprintf("no fairness evidence for sensitive feature %s", [feature]),
@@ -96,13 +99,16 @@ violations contains v if {
 violations contains v if {
 	data.config.require_four_fifths_rule == true
 	some feature in object.keys(input.evidence.fairness)
-	ff := input.evidence.fairness[feature].four_fifths
-	ff.passed == false
+	input.evidence.fairness[feature].four_fifths.passed == false
 	v := {
 		"rule": "fairness.four_fifths_rule",
 		"message": sprintf(
 			"%s: four-fifths rule fails (selection-rate ratio %v < %v)",
-			[feature, ff.ratio, ff.threshold],
+			[
+				feature,
+				input.evidence.fairness[feature].four_fifths.ratio,
+				input.evidence.fairness[feature].four_fifths.threshold,
+			],
 		),
 		"severity": "high",
 	}
@@ -142,8 +148,9 @@ _unavailable contains [feature, "four_fifths.passed", "require_four_fifths_rule"
 
 # Features the checks could not measure (see the header).
 _unmeasurable contains feature if {
-	some feature, m in input.evidence.fairness
-	is_object(m.unmeasurable)
+	some feature
+	mark := input.evidence.fairness[feature].unmeasurable
+	is_object(mark)
 }
 
 _thresholds_configured if data.config.max_demographic_parity_difference != null
@@ -213,11 +220,11 @@ warnings contains msg if {
 
 warnings contains msg if {
 	minimum := data.config.min_group_size
-	some feature, m in input.evidence.fairness
-	some group, g in m.groups
-	g.n < minimum
+	some feature, group
+	n := input.evidence.fairness[feature].groups[group].n
+	n < minimum
 	msg := sprintf(
 		"fairness: %s group %s has only %v rows (< %v); its metrics are unreliable",
-		[feature, group, g.n, minimum],
+		[feature, group, n, minimum],
 	)
 }

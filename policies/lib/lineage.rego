@@ -10,8 +10,9 @@ package warden.lib.lineage
 
 import rego.v1
 
-_present(key) if {
-	value := input.evidence.lineage[key]
+# A value that is there and not empty (undefined is not present). It takes the value, not the
+# key, so each lineage field is read by its full path (see input_projection in bundle.yaml).
+_present(value) if {
 	value != null
 	value != ""
 	value != {}
@@ -20,13 +21,13 @@ _present(key) if {
 
 violations contains v if {
 	data.config.require_data_hash == true
-	not _present("data_sha256")
+	not _present(input.evidence.lineage.data_sha256)
 	v := {"rule": "lineage.data_hash", "message": "training data hash is missing", "severity": "error"}
 }
 
 violations contains v if {
 	data.config.require_data_hash == true
-	_present("data_sha256")
+	_present(input.evidence.lineage.data_sha256)
 	not input.evidence.lineage.data_sha256_verified == true
 	v := {
 		"rule": "lineage.data_hash",
@@ -37,13 +38,13 @@ violations contains v if {
 
 violations contains v if {
 	data.config.require_code_commit == true
-	not _present("code_commit")
+	not _present(input.evidence.lineage.code_commit)
 	v := {"rule": "lineage.code_commit", "message": "code commit is missing", "severity": "error"}
 }
 
 violations contains v if {
 	data.config.require_parameters == true
-	not _present("parameters")
+	not _present(input.evidence.lineage.parameters)
 	v := {"rule": "lineage.parameters", "message": "training parameters are missing", "severity": "error"}
 }
 

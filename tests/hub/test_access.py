@@ -13,7 +13,7 @@ from hub.config import Role
 from hub.server import RunningHub
 from protos.callsig import sign_call
 from protos.client import HubClient, NodeIdentity
-from protos.warden.v1 import approval_pb2, enrollment_pb2, ledger_pb2, policy_pb2
+from protos.warden.v1 import approval_pb2, enrollment_pb2, ledger_pb2, policy_pb2, root_pb2
 from tests.sim import SimNode
 from trust import keys
 from trust.errors import AccessDeniedError
@@ -22,7 +22,7 @@ from .harness import HubWorld, enroll, node_client, operator
 
 _SERVICES = {
     s.full_name: s
-    for m in (approval_pb2, enrollment_pb2, ledger_pb2, policy_pb2)
+    for m in (approval_pb2, enrollment_pb2, ledger_pb2, policy_pb2, root_pb2)
     for s in m.DESCRIPTOR.services_by_name.values()
 }
 

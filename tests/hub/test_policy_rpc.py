@@ -31,9 +31,12 @@ def test_publish_and_get(world: HubWorld, hub: RunningHub) -> None:
     with operator(world, hub, Role.COMPLIANCE) as c:
         with pytest.raises(NotFoundError):
             c.get_policy()
-        r1 = c.publish(bundle(1, p[:2]))
+        # Built once: bundle() stamps its expiry from the clock, so two builds straddling a
+        # second would differ in content (and the second be refused as a rewrite).
+        v1_envelope = bundle(1, p[:2])
+        r1 = c.publish(v1_envelope)
         assert (r1.name, r1.version) == ("standard", 1)
-        again = c.publish(bundle(1, p[:2]))  # identical content: idempotent
+        again = c.publish(v1_envelope)  # identical content: idempotent
         assert again.index == r1.index
         r2 = c.publish(bundle(2, p[1:]))
         latest = c.get_policy()

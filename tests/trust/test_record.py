@@ -169,6 +169,7 @@ GOOD_BODIES: dict[HubEventKind, dict[str, Any]] = {
     HubEventKind.KEY_ROTATION: _rotation_body(),
     HubEventKind.POLICY_PUBLICATION: {"name": "lending", "version": 3, "digest": "cd" * 32},
     HubEventKind.APPROVAL: {"digest": "34" * 32, "role": "risk_officer", "subject": "credit@7"},
+    HubEventKind.ROOT_PUBLICATION: {"version": 2, "digest": "ef" * 32},
 }
 
 

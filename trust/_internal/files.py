@@ -8,7 +8,7 @@ from pathlib import Path
 
 from trust.errors import FormatError, WardenError
 
-__all__ = ["read_file", "write_temp_beside"]
+__all__ = ["fsync_dir", "read_file", "replace_file", "write_temp_beside"]
 
 
 def read_file(
@@ -47,3 +47,26 @@ def write_temp_beside(path: Path, data: bytes, mode: int) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return tmp
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush ``path``'s directory entry changes (a rename) to disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_file(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` whole and durably: temporary file beside it, fsync,
+    rename, fsync of the directory. A reader sees the old content or the new, never a torn
+    file; a crash or a full disk at any point leaves the old file as it was. ``OSError``
+    passes through for the caller to word (nothing is left behind)."""
+    tmp = write_temp_beside(path, data, mode)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)

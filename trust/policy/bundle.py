@@ -19,7 +19,11 @@ given twice in any mapping of the file, ``data`` included):
   ``deny_rules``, ``deny_rule`` (see :class:`trust.policy.decision.Convention`);
 * ``data`` — a mapping of thresholds and lists, visible to Rego as ``data.config``;
 * ``include`` — source only: extra directories (relative to the bundle directory) whose
-  ``.rego`` files are added under ``<directory name>/`` (e.g. ``../lib`` → ``lib/…``).
+  ``.rego`` files are added under ``<directory name>/`` (e.g. ``../lib`` → ``lib/…``);
+* ``input_projection`` — optional: the input paths the policy reads, e.g.
+  ``evidence.fairness.*.groups.*.n`` (dot-separated keys, ``*`` for every key or element;
+  quote a path that starts with ``*`` in YAML). The engine gives Rego only those subtrees,
+  and refuses a bundle whose Rego reads outside them (see :mod:`trust.policy.projection`).
 
 Signed bundle (what officers sign, hubs relay and agents verify) — a DSSE envelope with
 ``payloadType`` :data:`BUNDLE_PAYLOAD_TYPE` = ``application/vnd.warden.policy-bundle+json``
@@ -33,7 +37,9 @@ whose payload is the RFC 8785 canonical JSON of::
      "files": {"decision.rego": {"sha256": "<hex SHA-256 of the UTF-8 text>", "text": "…"},
                "lib/fairness.rego": {…}, …}}
 
-* every key shown is required and no other key is allowed (in the payload and the manifest);
+* every key shown is required and no other key is allowed (in the payload and the manifest),
+  except the manifest's optional ``input_projection`` (a list of paths), which is present only
+  when declared — so it is pinned by the bundle digest like everything else;
 * file paths are relative, ``/``-separated, end in ``.rego``, and contain no ``..``;
 * the **bundle digest** is the lowercase hex SHA-256 of the payload bytes exactly as signed;
 * the payload must be byte-identical to the canonical encoding of its parsed content, so one

@@ -5,8 +5,10 @@ Checks, in order, and reports every problem found at a stage before giving up:
 1. ``bundle.yaml`` parses and has only known keys with well-typed values;
 2. every ``.rego`` file parses (each syntax error reported as ``path:line:col: message``, with
    the path on disk, including files pulled in through ``include``);
-3. the policy modules compile together and the entrypoint names a package or rule;
-4. the tests compile too (they are not run here: that is ``warden policy test``).
+3. a declared ``input_projection`` covers every ``input`` reference of the policy modules
+   (each uncovered one reported as ``path:line:col``; see :mod:`trust.policy.projection`);
+4. the policy modules compile together and the entrypoint names a package or rule;
+5. the tests compile too (they are not run here: that is ``warden policy test``).
 
 Invariant: :func:`check_directory` either returns a :class:`CheckReport` for a bundle that will
 compile on every verifier, or raises :class:`PolicyError` / :class:`FormatError`.
@@ -19,8 +21,9 @@ from pathlib import Path
 
 from trust.errors import PolicyError
 from trust.policy import _rego
-from trust.policy.bundle import BundleSource, UnverifiedPolicyBundle, load_source
+from trust.policy.bundle import MANIFEST_FILE, BundleSource, UnverifiedPolicyBundle, load_source
 from trust.policy.engine import PolicyEngine
+from trust.policy.projection import InputProjection, require_coverage
 from trust.policy.testing import discover_tests
 from trust.policy.worker import PolicyWorker
 
@@ -37,6 +40,7 @@ class CheckReport:
     modules: int
     tests: int
     compile_ms: float
+    projection: tuple[str, ...] | None = None
 
 
 def _locate(diag: _rego.RegoDiagnostic, source: BundleSource) -> str:
@@ -63,6 +67,15 @@ def check_directory(directory: str | Path) -> CheckReport:
     if problems:
         raise PolicyError(f"{directory}: {len(problems)} problem(s):\n  " + "\n  ".join(problems))
     bundle = UnverifiedPolicyBundle.from_source(directory)
+    paths = bundle.manifest.input_projection
+    if paths is not None:
+        where = str(source.directory / MANIFEST_FILE)
+        require_coverage(
+            InputProjection.from_paths(paths, what=where),
+            bundle.modules,
+            what=where,
+            locate={name: str(path) for name, path in source.origins.items()},
+        )
     # Both compilations run in a bounded worker (trust.policy.worker), like evaluation. A source
     # directory is unsigned by nature and nothing is decided here: compile only.
     with PolicyEngine.for_unverified(bundle) as engine:
@@ -86,4 +99,5 @@ def check_directory(directory: str | Path) -> CheckReport:
         modules=len(bundle.modules),
         tests=len(tests),
         compile_ms=compile_seconds * 1000.0,
+        projection=paths,
     )

@@ -108,6 +108,11 @@ def _check(args: argparse.Namespace) -> int:
         f"{report.tests} test(s), entrypoint {report.entrypoint}, "
         f"compiled in {report.compile_ms:.1f} ms"
     )
+    if report.projection is not None:
+        print(
+            f"input projection: {len(report.projection)} path(s), covering every input "
+            "reference of the policy"
+        )
     return 0
 
 

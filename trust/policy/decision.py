@@ -11,6 +11,11 @@ Invariants:
   violation; a violation always forces ``allow = False``.
 * ``violations`` are sorted by (rule, message, severity) and de-duplicated; ``warnings`` are
   sorted and de-duplicated. Rego sets have no order, so Warden imposes one.
+* ``input_sha256`` is the SHA-256 of the RFC 8785 canonical JSON of the *whole* input as given
+  to the engine, projected or not: with the bundle digest it is what a replay needs. When the
+  bundle declares an ``input_projection``, ``projection`` holds its paths and
+  ``projected_sha256`` the SHA-256 of the canonical JSON Rego actually saw; without one both
+  are ``None``.
 """
 
 from __future__ import annotations
@@ -87,6 +92,8 @@ class Decision:
     evaluated_at: datetime
     duration_ms: float
     signature_verified: bool
+    projection: tuple[str, ...] | None = None
+    projected_sha256: Sha256 | None = None
     decision_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,6 +111,11 @@ class Decision:
             "violations": [v.to_dict() for v in self.violations],
             "warnings": list(self.warnings),
             "input_sha256": self.input_sha256,
+            "input_projection": (
+                None
+                if self.projection is None
+                else {"paths": list(self.projection), "sha256": self.projected_sha256}
+            ),
             "evaluated_at": format_time(self.evaluated_at),
             "duration_ms": round(self.duration_ms, 3),
         }

@@ -23,6 +23,12 @@ Invariants:
   say ``signature_verified: false``.
 * One engine may be shared between threads: requests to its worker are serialised by a lock,
   because a rego-cpp interpreter holds the current input.
+* A bundle that declares an ``input_projection`` is evaluated on the projected input only
+  (see :mod:`trust.policy.projection`), and only if the projection covers every ``input``
+  reference of its policy modules: otherwise the engine refuses the bundle (a
+  :class:`PolicyError` naming each uncovered reference) before compiling it. The decision's
+  ``input_sha256`` is always the hash of the whole input as given; ``projected_sha256`` the
+  hash of what Rego saw.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from trust.errors import FormatError, PolicyError, UnverifiedError
 from trust.policy import _rego, worker
 from trust.policy.bundle import PolicyBundle, UnverifiedPolicyBundle
 from trust.policy.decision import Convention, Decision, Severity, Violation
+from trust.policy.projection import InputProjection, require_coverage
 from trust.policy.worker import EvaluationLimits
 from trust.timeutil import utcnow
 
@@ -153,6 +160,11 @@ class PolicyEngine:
         what = f"bundle {bundle.name} v{bundle.version}"
         modules = bundle.modules
         entrypoint = bundle.manifest.entrypoint
+        paths = bundle.manifest.input_projection
+        self.projection: InputProjection | None = None
+        if paths is not None:
+            self.projection = InputProjection.from_paths(paths, what=what)
+            require_coverage(self.projection, modules, what=what)
         try:
             self._worker = worker.PolicyWorker(
                 modules,
@@ -219,13 +231,42 @@ class PolicyEngine:
         except RecursionError:
             raise PolicyError("policy input cannot be encoded: it is nested too deeply") from None
 
-    def evaluate(self, input_doc: Any, *, now: datetime | None = None) -> Decision:
-        """Decide on ``input_doc``; raise :class:`PolicyError` rather than guess."""
-        started = time.perf_counter()
+    def _rego_input(self, input_doc: Any) -> tuple[bytes, bytes | None]:
+        """(canonical whole input, canonical projected input or None without a projection)."""
         encoded = self._encode(input_doc)
+        if self.projection is None:
+            return encoded, None
+        return encoded, self._encode(self.projection.apply(input_doc))
+
+    def evaluate(self, input_doc: Any, *, now: datetime | None = None) -> Decision:
+        """Decide on ``input_doc`` (projected, when the bundle says so); raise
+        :class:`PolicyError` rather than guess.
+
+        With a projection, the whole input is canonicalised and hashed while the worker
+        evaluates the projected one (the two take similar time, in two processes); an input
+        that cannot be encoded whole is still an error, raised after the reply is read.
+        """
+        started = time.perf_counter()
         manifest = self.bundle.manifest
+        whole: list[bytes] = []
+
+        def encode_whole() -> None:
+            whole.append(self._encode(input_doc))
+
+        projected: bytes | None = None
+        if self.projection is None:
+            encode_whole()
+            seen = whole[0]
+        else:
+            if not isinstance(input_doc, Mapping):
+                encode_whole()  # raises: a policy input is an object
+            projected = seen = self._encode(self.projection.apply(input_doc))
         try:
-            value = self._worker.entrypoint(manifest.rego_entrypoint, encoded.decode("utf-8"))
+            value = self._worker.entrypoint(
+                manifest.rego_entrypoint,
+                seen.decode("utf-8"),
+                meanwhile=None if projected is None else encode_whole,
+            )
         except _rego.EvalFailed as exc:
             raise PolicyError(
                 f"bundle {self.bundle.name} v{self.bundle.version}: evaluating "
@@ -241,10 +282,12 @@ class PolicyEngine:
             allow=allow,
             violations=violations,
             warnings=warnings,
-            input_sha256=sha256_hex(encoded),
+            input_sha256=sha256_hex(whole[0]),
             evaluated_at=now or utcnow(),
             duration_ms=(time.perf_counter() - started) * 1000.0,
             signature_verified=self.signature_verified,
+            projection=None if self.projection is None else self.projection.paths,
+            projected_sha256=None if projected is None else sha256_hex(projected),
         )
 
     def query(self, query: str, input_doc: Any, *, undefined: Any = None) -> Any:
@@ -256,10 +299,13 @@ class PolicyEngine:
         when the query has no result. The query is compiled with the bundle into a plan whose
         built-in table is checked like a bundle's, so it may not call a non-deterministic
         built-in either; it runs in the same bounded worker. Errors raise :class:`PolicyError`.
+        The query sees what the bundle's policy sees: the projected input, when the bundle
+        declares an ``input_projection``.
         """
-        encoded = self._encode(input_doc)
+        encoded, projected = self._rego_input(input_doc)
+        seen = encoded if projected is None else projected
         try:
-            value = self._worker.query(query, encoded.decode("utf-8"))
+            value = self._worker.query(query, seen.decode("utf-8"))
         except _rego.CompileFailed as exc:
             raise PolicyError(
                 f"query {query!r} failed: " + "; ".join(str(d) for d in exc.diagnostics)

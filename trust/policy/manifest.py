@@ -1,9 +1,11 @@
-"""A policy bundle's manifest (name, version, expiry, entrypoint, decision convention) and the
-checks its fields share between ``bundle.yaml`` (:mod:`trust.policy.source`) and the signed
-payload (:mod:`trust.policy.bundle`).
+"""A policy bundle's manifest (name, version, expiry, entrypoint, decision convention, input
+projection) and the checks its fields share between ``bundle.yaml``
+(:mod:`trust.policy.source`) and the signed payload (:mod:`trust.policy.bundle`).
 
-Invariant: a :class:`Manifest` built by :func:`manifest_from_payload` has every field checked;
-the same checks refuse the same values in a source directory.
+Invariants: a :class:`Manifest` built by :func:`manifest_from_payload` has every field checked;
+the same checks refuse the same values in a source directory. ``input_projection`` is the one
+optional key: absent, the payload (and so the digest) of a bundle is what it was before the key
+existed; present, it is signed with the rest (see :mod:`trust.policy.projection`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from trust._internal.fields import check_fields, check_int, check_str
 from trust.errors import FormatError
 from trust.policy.decision import Convention
+from trust.policy.projection import check_projection
 from trust.timeutil import format_time, parse_time
 
 __all__ = [
@@ -23,12 +26,14 @@ __all__ = [
     "check_decision",
     "check_entrypoint",
     "check_name",
+    "check_projection",
     "check_rego_path",
     "check_version",
     "manifest_from_payload",
 ]
 
 _MANIFEST_KEYS = ("decision", "description", "entrypoint", "expires", "name", "version")
+_OPTIONAL_KEYS = ("input_projection",)
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 _ENTRYPOINT_RE = re.compile(r"^data(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
@@ -43,10 +48,13 @@ class Manifest:
     description: str
     entrypoint: str
     decision: Convention
+    input_projection: tuple[str, ...] | None = None
+    """The input paths the policy reads (None: it is given the whole input)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The manifest object as it appears in the payload."""
-        return {
+        """The manifest object as it appears in the payload (``input_projection`` only when
+        declared)."""
+        out: dict[str, Any] = {
             "name": self.name,
             "version": self.version,
             "expires": format_time(self.expires),
@@ -54,6 +62,9 @@ class Manifest:
             "entrypoint": self.entrypoint,
             "decision": self.decision.value,
         }
+        if self.input_projection is not None:
+            out["input_projection"] = list(self.input_projection)
+        return out
 
     @property
     def rego_entrypoint(self) -> str:
@@ -108,10 +119,12 @@ def check_rego_path(path: Any, *, what: str) -> str:
 
 
 def manifest_from_payload(obj: Any, *, what: str) -> Manifest:
-    """The signed payload's ``manifest`` object, every key required and checked."""
+    """The signed payload's ``manifest`` object, every key but ``input_projection`` required,
+    every key checked."""
     check_fields(
         obj,
         _MANIFEST_KEYS,
+        _OPTIONAL_KEYS,
         what=what,
         noun="manifest key",
         not_object=f"{what}: field 'manifest' must be an object",
@@ -123,4 +136,9 @@ def manifest_from_payload(obj: Any, *, what: str) -> Manifest:
         description=check_str(obj["description"], what=f"{what}: field 'description'"),
         entrypoint=check_entrypoint(obj["entrypoint"], what=what),
         decision=check_decision(obj["decision"], what=what),
+        input_projection=(
+            check_projection(obj["input_projection"], what=what)
+            if "input_projection" in obj
+            else None
+        ),
     )

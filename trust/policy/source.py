@@ -27,6 +27,7 @@ from trust.policy.manifest import (
     check_decision,
     check_entrypoint,
     check_name,
+    check_projection,
     check_version,
 )
 from trust.timeutil import parse_duration, parse_time, utcnow
@@ -35,8 +36,19 @@ __all__ = ["MANIFEST_FILE", "BundleSource", "load_source", "read_rego_dir"]
 
 MANIFEST_FILE = "bundle.yaml"
 _SOURCE_KEYS = frozenset(
-    {"name", "version", "expires", "description", "entrypoint", "decision", "data", "include"}
+    {
+        "name",
+        "version",
+        "expires",
+        "description",
+        "entrypoint",
+        "decision",
+        "data",
+        "include",
+        "input_projection",
+    }
 )
+
 
 @dataclass(frozen=True)
 class BundleSource:
@@ -55,6 +67,7 @@ class BundleSource:
     data: Mapping[str, Any]
     files: Mapping[str, str]
     origins: Mapping[str, Path] = field(default_factory=dict)
+    input_projection: tuple[str, ...] | None = None
 
     def manifest(self, now: datetime | None = None) -> Manifest:
         """The manifest, with a relative ``expires`` resolved against ``now``."""
@@ -64,7 +77,13 @@ class BundleSource:
                 expires, what=f"{self.directory / MANIFEST_FILE}: field 'expires'"
             )
         return Manifest(
-            self.name, self.version, expires, self.description, self.entrypoint, self.decision
+            self.name,
+            self.version,
+            expires,
+            self.description,
+            self.entrypoint,
+            self.decision,
+            self.input_projection,
         )
 
 
@@ -166,4 +185,9 @@ def load_source(directory: str | Path) -> BundleSource:
         data=MappingProxyType(data),
         files=MappingProxyType(files),
         origins=MappingProxyType(origins),
+        input_projection=(
+            check_projection(obj["input_projection"], what=what)
+            if "input_projection" in obj
+            else None
+        ),
     )

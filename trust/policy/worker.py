@@ -18,6 +18,9 @@ Invariants:
   one (compiling again), so one bad input does not poison later decisions. A worker found
   dead *before* a request is sent is replaced silently: its death was not this request's.
 * Requests are serialised by a lock: one worker evaluates one thing at a time.
+* A request's ``meanwhile`` callable runs in the caller while the worker evaluates (the
+  engine hashes the whole input there); whatever it raises is raised only after the reply has
+  been read, so the next request never reads this one's reply.
 * The child is a fresh interpreter (``subprocess``, no ``fork`` of a threaded parent); it
   runs the same ``trust`` package as the parent (its directory goes first on ``sys.path``).
 """
@@ -36,7 +39,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -293,9 +296,17 @@ class PolicyWorker:
         child = self._slot.child
         return child.proc.pid if child else None
 
-    def entrypoint(self, entrypoint: str, input_json: str) -> Any:
-        """Evaluate a compiled entrypoint on ``input_json``; the value or ``_rego.UNDEFINED``."""
-        return self._value({"op": "entrypoint", "entrypoint": entrypoint, "input": input_json})
+    def entrypoint(
+        self, entrypoint: str, input_json: str, *, meanwhile: Callable[[], object] | None = None
+    ) -> Any:
+        """Evaluate a compiled entrypoint on ``input_json``; the value or ``_rego.UNDEFINED``.
+
+        ``meanwhile`` (optional) is called once the request is sent, while the worker
+        evaluates; its time counts against the time limit, and an exception from it is raised
+        after the reply is read (in place of the result).
+        """
+        request = {"op": "entrypoint", "entrypoint": entrypoint, "input": input_json}
+        return self._value(request, meanwhile)
 
     def query(self, query: str, input_json: str) -> Any:
         """Compile ``query`` against the modules (same bans) and run it; value or UNDEFINED."""
@@ -318,12 +329,14 @@ class PolicyWorker:
 
     # --- the protocol ---
 
-    def _value(self, request: dict[str, Any]) -> Any:
+    def _value(
+        self, request: dict[str, Any], meanwhile: Callable[[], object] | None = None
+    ) -> Any:
         from trust.policy import _rego
 
         with self._lock:
             child = self._ensure()
-            reply = self._call(child, request, self.limits.timeout_s)
+            reply = self._call(child, request, self.limits.timeout_s, meanwhile)
         if reply.get("ok") is True:
             return reply.get("value") if reply.get("defined") is True else _rego.UNDEFINED
         return self._raise(reply)
@@ -377,13 +390,26 @@ class PolicyWorker:
             os.close(child_end)
         return _Child(proc, Connection(parent_end), stderr)
 
-    def _call(self, child: _Child, request: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """Send one request and wait at most ``timeout`` seconds for its reply."""
+    def _call(
+        self,
+        child: _Child,
+        request: dict[str, Any],
+        timeout: float,
+        meanwhile: Callable[[], object] | None = None,
+    ) -> dict[str, Any]:
+        """Send one request, run ``meanwhile``, and wait at most ``timeout`` seconds (from the
+        send) for the reply; then raise what ``meanwhile`` raised, if anything."""
         deadline = time.monotonic() + timeout
+        failure: BaseException | None = None
         try:
             # The resident set before this request: the memory watchdog's base line.
             base = _resident(child.proc.pid) or 0
             child.conn.send_bytes(json.dumps(request, allow_nan=False).encode("utf-8"))
+            if meanwhile is not None:
+                try:
+                    meanwhile()
+                except BaseException as exc:  # noqa: BLE001 - re-raised once the reply is read
+                    failure = exc
             while not child.conn.poll(min(_WATCH_S, max(0.0, deadline - time.monotonic()))):
                 if time.monotonic() >= deadline:
                     self._slot.discard()
@@ -417,6 +443,8 @@ class PolicyWorker:
             )
         if reply.get("error") == "memory":  # the worker said so, and is exiting
             raise self._died(child, out_of_memory=True)
+        if failure is not None:
+            raise failure
         return reply
 
     def _died(self, child: _Child, *, out_of_memory: bool = False) -> PolicyError:

@@ -2,7 +2,8 @@
 
 Each concern lives in its own part, over the same engine: :class:`SqlLog` (appends, hub
 events, reads, proofs), :class:`SqlCheckpoints`, :class:`SqlNodes` (tokens, nodes, keys),
-:class:`SqlPolicies` (bundles, approvals) and :class:`SqlHeartbeats`. The parts that change
+:class:`SqlPolicies` (bundles, approvals), :class:`SqlRoots` (published trust roots) and
+:class:`SqlHeartbeats`. The parts that change
 state append their hub event through the log and sign their covering checkpoint through the
 checkpoints part, inside their own write transaction; so a state change, its event and its
 checkpoint commit together or not at all. This class only builds the parts and forwards
@@ -24,6 +25,7 @@ from hub.ledger.sql.heartbeats import SqlHeartbeats
 from hub.ledger.sql.log import SqlLog
 from hub.ledger.sql.nodes import SqlNodes
 from hub.ledger.sql.policies import SqlPolicies
+from hub.ledger.sql.roots import SqlRoots
 from hub.ledger.store import LedgerStore
 from hub.ledger.types import (
     BatchAppended,
@@ -36,6 +38,7 @@ from hub.ledger.types import (
     StoredApproval,
     StoredCheckpoint,
     StoredPolicy,
+    StoredRoot,
 )
 from hub.ledger.verify import RecordVerifier
 from trust.canonical import Sha256
@@ -54,6 +57,7 @@ class SqlParts:
     checkpoints: SqlCheckpoints
     nodes: SqlNodes
     policies: SqlPolicies
+    roots: SqlRoots
     heartbeats: SqlHeartbeats
 
 
@@ -83,6 +87,7 @@ class SqlLedgerStore(LedgerStore):
             checkpoints=checkpoints,
             nodes=SqlNodes(engine, log, checkpoints),
             policies=SqlPolicies(engine, log, checkpoints),
+            roots=SqlRoots(engine, log, checkpoints),
             heartbeats=SqlHeartbeats(engine),
         )
 
@@ -283,6 +288,23 @@ class SqlLedgerStore(LedgerStore):
     ) -> list[StoredApproval]:
         """See :meth:`PolicyStore.approvals`."""
         return self.parts.policies.approvals(subject, role)
+
+    # --- RootStore ----------------------------------------------------------------------------
+
+    def add_root(
+        self, version: int, envelope: bytes, *, now: datetime,
+        checkpoint: CheckpointSigner | None = None,
+    ) -> StoredRoot:
+        """See :meth:`RootStore.add_root`."""
+        return self.parts.roots.add_root(version, envelope, now=now, checkpoint=checkpoint)
+
+    def roots(self, after_version: int = 0) -> list[StoredRoot]:
+        """See :meth:`RootStore.roots`."""
+        return self.parts.roots.roots(after_version)
+
+    def latest_root(self) -> StoredRoot | None:
+        """See :meth:`RootStore.latest_root`."""
+        return self.parts.roots.latest_root()
 
     # --- HeartbeatStore -----------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Structured logs: one JSON object per line on stderr.
+"""Structured logs for the hub and the agent: one JSON object per line on stderr.
 
 Every record has ``time`` (RFC 3339 UTC with milliseconds), ``level``, ``logger`` and ``msg``;
 fields passed as ``extra={"fields": {...}}`` are merged in, so an access-log line reads

@@ -1,0 +1,539 @@
+"""The agent daemon (``warden agent run``): enforce signed policy, keep every record, witness.
+
+One process per node directory. The main loop runs on the main thread and owns every piece
+of state (pinned root, last good bundle, registry, outbox, witness); the only other thread is
+the :class:`~agent.watcher.PolicyWatcher`, which hands bundle bytes over a queue. Each pass
+of the loop (:meth:`Agent.step`):
+
+1. applies root rotations and bundles the watcher delivered (verified by
+   :class:`~agent.policy_state.PolicyState`; records first), and records an expiry;
+2. every ``scan_interval_s``: validates each new complete model version under the bundle in
+   force, if one is in force — none, or an expired one, means no decision and no promotion
+   (fail closed; the version stays pending until a fresh bundle arrives);
+3. pushes pending outbox records in batches and records the hub's acks;
+4. every ``witness_interval_s`` (and after each push): verifies the hub's checkpoint,
+   consistency with the last one kept, inclusion of its own acknowledged records; prunes
+   what is proved unless the witness caught the hub lying;
+5. every ``heartbeat_interval_s``: heartbeat with agent and policy version.
+
+Invariants:
+
+* Records before actions: every action (pin a root, apply a bundle, move a stage pointer)
+  happens only after its signed record is committed to the outbox; a hub that is away never
+  stops governance, it only delays the push.
+* The hub is optional at every step: an unreachable hub is logged (once per outage, at
+  warning) and retried; it is never a crash and never a reason to drop a record.
+* Storage errors of the outbox (disk full, read-only) end the step with an error log; the
+  loop retries on the next pass, and nothing is marked done that was not recorded.
+* The clock the agent governs by never goes backwards (:func:`agent.policy_state.
+  trusted_now`): rewinding the system clock cannot un-expire a bundle.
+* SIGTERM/SIGINT: finish the current step, push what is pending (bounded by
+  ``DRAIN_TIMEOUT_S``), close the outbox (releasing its lock), exit 0. SIGHUP: reload
+  ``agent.yaml`` (models, intervals, log level); a change of identity, hub or state
+  directory needs a restart and is refused with a log line, keeping the running config.
+* Idle, nothing heavy is imported: NumPy, SciPy, pyarrow and the checks load when a version
+  is validated; the policy engine's worker starts when the first decision is taken.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from agent.config import AgentConfig, load_agent_config
+from agent.node import AGENT_VERSION, hub_client, load_node_key
+from agent.outbox import Outbox
+from agent.policy_state import PolicyState, trusted_now
+from agent.registry import DirectoryRegistry
+from agent.watcher import PolicyWatcher
+from agent.witness import Witness
+from trust._internal.files import replace_file
+from trust.errors import (
+    LedgerError,
+    StorageFullError,
+    StorageUnavailableError,
+    TransportError,
+    WardenError,
+)
+from trust.timeutil import format_time, utcnow
+
+__all__ = ["Agent", "RunResult", "read_status_file"]
+
+_log = logging.getLogger("warden.agent")
+
+STATUS_FILE = "status.json"
+# SIGTERM waits at most this long for the hub to take what is pending.
+DRAIN_TIMEOUT_S = 10.0
+# Refreshing status.json more often than this only costs fsyncs.
+_STATUS_EVERY_S = 2.0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How ``--once`` ended: everything recorded, pushed and proved, or what was left."""
+
+    ok: bool
+    pending: int
+    unproved: int
+    message: str
+
+
+class _Due:
+    """A periodic deadline on the monotonic clock."""
+
+    def __init__(self, every: float, *, now: float, first: float = 0.0) -> None:
+        self.every = every
+        self.at = now + first
+
+    def ready(self, now: float) -> bool:
+        return now >= self.at
+
+    def done(self, now: float) -> None:
+        self.at = now + self.every
+
+
+class Agent:
+    """One node's daemon. :meth:`open` takes the outbox lock; :meth:`close` releases it."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        reload: Callable[[], AgentConfig] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.config = config
+        self._reload = reload
+        self._clock = clock
+        self._inbox: queue.Queue[bytes] = queue.Queue()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._hup = threading.Event()
+        self._hub_down = False
+        self._last_contact: datetime | None = None
+        self._status_written = 0.0
+        self._engine: Any = None
+        self._engine_digest: str | None = None
+        self._approvals_cache: dict[str, tuple[Any, ...]] = {}
+        self.outbox: Outbox
+        self.policy: PolicyState
+        self.witness: Witness
+        self.watcher: PolicyWatcher | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Load the key, take the outbox lock, load root, bundle, witness and registry."""
+        config = self.config
+        key = load_node_key(config)
+        self.outbox = Outbox.open(config.outbox_path, config.node_id, key,
+                                  max_bytes=config.outbox_max_bytes)
+        try:
+            now = self.now()
+            self.policy = PolicyState.load(config, now=now, log=_log)
+            self.witness = Witness.load(config.witness_path, origin=config.hub_origin)
+            self.registry = DirectoryRegistry(config.registry)
+            self._make_governor()
+            self.client = hub_client(config, key)
+        except BaseException:
+            self.outbox.close()
+            raise
+        self._key = key
+        t = time.monotonic()
+        self._scan = _Due(config.scan_interval_s, now=t)
+        self._push = _Due(config.push_interval_s, now=t)
+        self._witness_due = _Due(config.witness_interval_s, now=t)
+        self._heartbeat = _Due(config.heartbeat_interval_s, now=t)
+        self._roots_due = _Due(config.witness_interval_s, now=t)
+
+    def _make_governor(self) -> None:
+        from agent.validation import Governor
+
+        self.governor = Governor(self.config, self.registry, self.outbox, log=_log)
+
+    def close(self) -> None:
+        """Stop the watcher, the policy engine and the client; release the outbox lock."""
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        self._close_engine()
+        client = getattr(self, "client", None)
+        if client is not None:
+            client.close()
+        outbox = getattr(self, "outbox", None)
+        if outbox is not None:
+            outbox.close()
+
+    def request_stop(self) -> None:
+        """Ask the loop to finish its current step and drain (signal-safe)."""
+        self._stopping.set()
+        self._wake.set()
+
+    def request_reload(self) -> None:
+        """Ask the loop to reload ``agent.yaml`` before its next step (signal-safe)."""
+        self._hup.set()
+        self._wake.set()
+
+    def now(self) -> datetime:
+        """The governing clock: the system clock, never earlier than the last record."""
+        return trusted_now(self.outbox, self._clock())
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def start_watcher(self) -> None:
+        """Start holding WatchPolicies open (the daemon; ``--once`` polls instead)."""
+        self.watcher = PolicyWatcher(
+            self.client, self.config.policy_name, self.policy.version, self._inbox, self._wake,
+            backoff_initial_s=self.config.watch_backoff_initial_s,
+            backoff_max_s=self.config.watch_backoff_max_s,
+            on_contact=self._contact,
+        )
+        self.watcher.start()
+
+    def run_forever(self) -> int:
+        """The daemon: steps until asked to stop, then drains. Returns the exit code."""
+        _log.info("agent started", extra={"fields": self._identity()})
+        self.start_watcher()
+        while not self._stopping.is_set():
+            if self._hup.is_set():
+                self._hup.clear()
+                self._apply_reload()
+            self.step()
+            self._wake.wait(self._sleep_for())
+            self._wake.clear()
+        _log.info("stopping: draining the outbox")
+        self._drain(DRAIN_TIMEOUT_S)
+        _log.info("agent stopped", extra={"fields": {"pending": self.outbox.depth()}})
+        return 0
+
+    def run_once(self, timeout: float) -> RunResult:
+        """Process everything pending, push, wait for acks and inclusion proofs (``--once``)."""
+        deadline = time.monotonic() + timeout
+        self._poll_policy()
+        self.step(force=True)
+        while time.monotonic() < deadline and not self._stopping.is_set():
+            if not self._inbox.empty():
+                self.step(force=True)
+            pending = self.outbox.depth()
+            unproved = len(self.outbox.unproved(limit=1))
+            if pending == 0 and (unproved == 0 or not self.witness.can_prune()):
+                break
+            self._push_pending()
+            self._observe()
+            if self.outbox.depth() or self.outbox.unproved(limit=1):
+                self._wake.wait(min(0.2, max(0.0, deadline - time.monotonic())))
+                self._wake.clear()
+        self._write_status(force=True)
+        pending = self.outbox.depth()
+        unproved = len(self.outbox.unproved(limit=10_000))
+        if self.witness.halted:
+            return RunResult(False, pending, unproved,
+                             f"the hub misbehaved ({self.witness.halt_reason}); records are "
+                             "kept and pruning is stopped")
+        if pending or unproved:
+            return RunResult(False, pending, unproved,
+                             f"{pending} record(s) not acknowledged and {unproved} not proved "
+                             f"included within {timeout:g} s (hub unreachable?); they stay in "
+                             "the outbox and are pushed by the next run")
+        return RunResult(True, 0, 0, "all records acknowledged and proved included")
+
+    def step(self, *, force: bool = False) -> None:
+        """One pass of the main loop (see the module docstring)."""
+        t = time.monotonic()
+        try:
+            self._apply_policy_updates()
+            self.policy.check_expiry(self.outbox, now=self.now())
+            if force or self._scan.ready(t):
+                self._scan.done(t)
+                self._govern_pending()
+            if force or self._push.ready(t) or self.outbox.depth():
+                self._push.done(t)
+                if self._push_pending():
+                    self._witness_due.at = 0.0
+            if force or self._witness_due.ready(t):
+                self._witness_due.done(t)
+                self._observe()
+            if self._heartbeat.ready(t):
+                self._heartbeat.done(t)
+                self._send_heartbeat()
+        except (StorageFullError, StorageUnavailableError) as exc:
+            _log.error("state storage refused a write; retrying next pass",
+                       extra={"fields": {"error": exc.diagnostics()}})
+        self._write_status()
+
+    def _sleep_for(self) -> float:
+        t = time.monotonic()
+        nxt = min(self._scan.at, self._witness_due.at, self._heartbeat.at)
+        if self.outbox.depth():
+            nxt = min(nxt, self._push.at)
+        return max(0.05, min(nxt - t, 5.0))
+
+    # -- policy ------------------------------------------------------------------------------
+
+    def _contact(self) -> None:
+        self._last_contact = utcnow()
+        if self._hub_down:
+            self._hub_down = False
+            _log.info("hub reachable again", extra={"fields": {"hub": self.config.hub}})
+
+    def _unreachable(self, exc: WardenError, what: str) -> None:
+        if not self._hub_down:
+            _log.warning("hub unreachable; governing offline with the last good bundle",
+                         extra={"fields": {"hub": self.config.hub, "during": what,
+                                           "error": exc.message}})
+        self._hub_down = True
+
+    def _hub_call(self, what: str, fn: Callable[[], Any]) -> Any:
+        """``fn()``, or None when the hub cannot be reached (logged once per outage)."""
+        try:
+            result = fn()
+        except TransportError as exc:
+            self._unreachable(exc, what)
+            return None
+        self._contact()
+        return result
+
+    def _poll_policy(self) -> None:
+        from trust.errors import NotFoundError
+
+        try:
+            record = self._hub_call(
+                "get policy", lambda: self.client.get_policy(self.config.policy_name))
+        except NotFoundError:
+            return
+        if record is not None:
+            self._inbox.put(record.envelope)
+
+    def _sync_roots(self) -> None:
+        chain = self._hub_call(
+            "root chain", lambda: self.client.root_chain(self.policy.root.version))
+        if chain:
+            applied = self.policy.offer_roots(chain, self.outbox, now=self.now())
+            if applied:
+                self._close_engine()
+
+    def _apply_policy_updates(self) -> None:
+        t = time.monotonic()
+        if self._inbox.empty() and not self._roots_due.ready(t):
+            return
+        self._roots_due.done(t)
+        self._sync_roots()  # a bundle may be signed by keys of a root we have not seen yet
+        while True:
+            try:
+                envelope = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            self.policy.offer_bundle(envelope, self.outbox, now=self.now())
+
+    # -- validation --------------------------------------------------------------------------
+
+    def _engine_for(self, bundle: Any) -> Any:
+        from trust.policy.engine import PolicyEngine
+
+        digest = bundle.digest  # of the signed content: the same policy whoever cosigned
+        if self._engine is None or self._engine_digest != digest:
+            self._close_engine()
+            self._engine = PolicyEngine(bundle)
+            self._engine_digest = digest
+        return self._engine
+
+    def _close_engine(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+            self._engine_digest = None
+
+    def _approvals(self, subject: str) -> tuple[Any, ...]:
+        """Approvals for ``subject`` from the hub, each verified here against the pinned root;
+        the last good answer while the hub is away."""
+        from trust.approval import Approval
+
+        records = self._hub_call(
+            "list approvals", lambda: self.client.list_approvals(subject=subject))
+        if records is None:
+            return self._approvals_cache.get(subject, ())
+        verified = []
+        for rec in records:
+            try:
+                verified.append(Approval.from_envelope(rec.envelope, self.policy.root,
+                                                       what=f"approval {rec.approval_id}"))
+            except WardenError as exc:
+                _log.warning("approval from the hub refused",
+                             extra={"fields": {"subject": subject, "error": exc.message}})
+        self._approvals_cache[subject] = tuple(verified)
+        return tuple(verified)
+
+    def _govern_pending(self) -> None:
+        pending = self.governor.pending()
+        if not pending:
+            return
+        now = self.now()
+        bundle = self.policy.enforceable(now)
+        if bundle is None:
+            _log.warning("model versions wait: no policy in force (none received yet, or "
+                         "expired)", extra={"fields": {"pending": len(pending)}})
+            return
+        from agent.policy_input import subject_of
+
+        engine = self._engine_for(bundle)
+        for model, version in pending:
+            if self._stopping.is_set():
+                return
+            approvals = self._approvals(subject_of(model.name, version))
+            self.governor.govern(model, version, bundle=bundle, engine=engine,
+                                 approvals=approvals, now=self.now())
+
+    # -- hub: push, witness, heartbeat ------------------------------------------------------
+
+    def _push_pending(self) -> bool:
+        """Push pending records in batches; True when anything was acknowledged."""
+        acked = False
+        while True:  # also while stopping: the drain pushes through here
+            batch = self.outbox.pending(limit=self.config.push_batch)
+            if not batch:
+                return acked
+            try:
+                result = self.client.append([e.envelope for e in batch])
+            except TransportError as exc:
+                self._unreachable(exc, "push")
+                return acked
+            except WardenError as exc:
+                _log.error("the hub refused a batch of records; they stay in the outbox",
+                           extra={"fields": {"first_seq": batch[0].seq,
+                                             "error": exc.diagnostics()}})
+                return acked
+            self._contact()
+            try:
+                if len(result.acks) != len(batch):
+                    raise LedgerError(f"the hub answered {len(batch)} records with "
+                                      f"{len(result.acks)} acks")
+                # acks[i] answers envelopes[i] (protos.types.AppendResult).
+                self.outbox.acknowledge_many(
+                    (e.seq, a.index) for e, a in zip(batch, result.acks, strict=True))
+            except LedgerError as exc:
+                self.witness.ack_conflict(exc, self.outbox, now=self.now())
+                return acked
+            acked = True
+            self._observe_note(result.checkpoint)
+            if len(batch) < self.config.push_batch:
+                return acked
+
+    def _observe_note(self, note: bytes) -> None:
+        """Witness the checkpoint that came with an append, and prove what it covers."""
+        try:
+            cp = self.witness.observe_checkpoint(note, self.policy.root, self.client)
+            if cp is not None:
+                self.witness.prove_records(self.client, self.outbox, cp)
+        except TransportError as exc:
+            self._unreachable(exc, "witness")
+            return
+        except WardenError as exc:
+            # A Misbehaviour halts and is recorded; anything else (a checkpoint that does
+            # not verify, a refused call) is only logged: it proves no lie.
+            self.witness.report_misbehaviour(exc, self.outbox, now=self.now(), log=_log)
+            return
+        self._prune()
+
+    def _observe(self) -> None:
+        self.witness.observe(self.client, self.outbox, self.policy.root, now=self.now())
+        self._prune()
+
+    def _prune(self) -> None:
+        if self.witness.can_prune():
+            self.outbox.prune()
+
+    def _send_heartbeat(self) -> None:
+        bundle = self.policy.bundle
+        head = self.outbox.status()
+        self._hub_call("heartbeat", lambda: self.client.heartbeat(
+            AGENT_VERSION,
+            policy_name=None if bundle is None else bundle.name,
+            policy_version=None if bundle is None else bundle.version,
+            last_acked_seq=head.acknowledged_seq or None,
+        ))
+
+    def _drain(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.outbox.depth() and time.monotonic() < deadline:
+            before = self.outbox.depth()
+            self._push_pending()
+            if self.outbox.depth() >= before:
+                break  # the hub is away: the records stay for the next start
+
+    # -- reload and status -------------------------------------------------------------------
+
+    def _apply_reload(self) -> None:
+        if self._reload is None:
+            return
+        try:
+            new = self._reload()
+        except WardenError as exc:
+            _log.error("reload refused; keeping the running configuration",
+                       extra={"fields": {"error": exc.diagnostics()}})
+            return
+        fixed = ("node_id", "hub", "ca", "state_dir", "node_key", "registry", "root",
+                 "insecure", "policy_name", "hub_origin", "outbox_max_bytes")
+        changed = [k for k in fixed if getattr(new, k) != getattr(self.config, k)]
+        if changed:
+            _log.error("reload refused: these keys need a restart; keeping the running "
+                       "configuration", extra={"fields": {"keys": changed}})
+            return
+        self.config = new
+        logging.getLogger("warden").setLevel(new.log_level.upper())
+        self._make_governor()
+        t = time.monotonic()
+        for due, every in ((self._scan, new.scan_interval_s), (self._push, new.push_interval_s),
+                           (self._witness_due, new.witness_interval_s),
+                           (self._heartbeat, new.heartbeat_interval_s)):
+            due.every = every
+        self._scan.at = t
+        _log.info("configuration reloaded", extra={"fields": {"models": len(new.models)}})
+
+    def _identity(self) -> dict[str, Any]:
+        bundle = self.policy.bundle
+        return {
+            "node_id": self.config.node_id, "hub": self.config.hub, "pid": os.getpid(),
+            "agent_version": AGENT_VERSION, "root_version": self.policy.root.version,
+            "policy": None if bundle is None else f"{bundle.name} v{bundle.version}",
+        }
+
+    def _write_status(self, *, force: bool = False) -> None:
+        t = time.monotonic()
+        if not force and t - self._status_written < _STATUS_EVERY_S:
+            return
+        self._status_written = t
+        doc = {
+            **self._identity(),
+            "updated": format_time(utcnow()),
+            "last_hub_contact": None if self._last_contact is None
+            else format_time(self._last_contact),
+            "hub_reachable": not self._hub_down,
+        }
+        try:
+            replace_file(self.config.state_dir / STATUS_FILE,
+                         json.dumps(doc, indent=2).encode() + b"\n")
+        except OSError as exc:
+            _log.warning("cannot write status.json", extra={"fields": {"error": str(exc)}})
+
+
+def read_status_file(state_dir: Path) -> Mapping[str, Any] | None:
+    """The daemon's last ``status.json``, or None when there is none (never ran)."""
+    try:
+        return json.loads((state_dir / STATUS_FILE).read_text("utf-8"))  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return None
+
+
+def reloader(path: Path | None, overrides: Mapping[str, Any]) -> Callable[[], AgentConfig]:
+    """A function rebuilding the config as it was built at start (file < env < flags)."""
+    return lambda: load_agent_config(path, overrides=dict(overrides))
+
