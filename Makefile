@@ -26,7 +26,7 @@ protos: $(STAMP)
 
 # Each benchmark runs Warden and its peer on the same data in one run and prints the ratio.
 # BENCH_ARGS=--quick gives a short run of every one.
-BENCHES := fairness drift check_run_10m policy_eval merkle_proofs ledger_ingest
+BENCHES := fairness drift check_run_10m policy_eval merkle_proofs ledger_ingest agent_decision agent
 BENCH_ARGS ?=
 
 ## make bench: every benchmark, Warden beside its peer, ratios printed (~8 min in full)
@@ -34,7 +34,7 @@ bench: $(STAMP)
 	@for b in $(BENCHES); do echo "== bench/$$b.py $(BENCH_ARGS)"; $(PY) bench/$$b.py $(BENCH_ARGS) || exit 1; done
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check trust protos agent hub tests bench
+	$(VENV)/bin/ruff check trust protos agent hub tests bench deploy
 	$(VENV)/bin/mypy trust hub agent
 
 clean:

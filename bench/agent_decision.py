@@ -38,8 +38,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+# The repository before bench/, where bench/agent.py would shadow the ``agent`` package.
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+sys.path.append(str(REPO / "bench"))
 
 from agent.checks.run import CheckSpec, run_checks  # noqa: E402
 from agent.policy_input import ModelInfo, build_policy_input  # noqa: E402

@@ -83,7 +83,9 @@ def _matrix(table: pa.Table, features: tuple[str, ...]) -> Any:
     return np.column_stack([table[c].to_numpy() for c in features]).astype(np.float64)
 
 
-def train_model(table: pa.Table, *, bias: float = 0.0, seed: int = 0) -> tuple[Any, tuple[str, ...]]:
+def train_model(
+    table: pa.Table, *, bias: float = 0.0, seed: int = 0
+) -> tuple[Any, tuple[str, ...]]:
     """A fitted pipeline and its feature columns (see the module docstring for ``bias``)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline

@@ -246,8 +246,8 @@ def test_two_agents_govern_publish_and_survive_a_hub_outage(
     for node_id, cfg in configs.items():
         with Outbox.open(cfg.parent / "outbox.db", node_id, node_keys[node_id]) as ob:
             assert list(ob.entries()) == [], f"{node_id}: proved records not pruned"
-    assert not [x for agent, _ in both for x in agent.errors()
-                if "unreachable" not in json.dumps(x)]
+    # A hub outage is a warning, never an error (and never a traceback).
+    assert [x for agent, _ in both for x in agent.errors()] == []
     assert h.stop() == 0
     config = load_config(h.config, env={})
     store = LedgerStore.open(config.database, hub_key=trust.officers.hub)

@@ -105,6 +105,10 @@ def test_once_applies_governs_pushes_proves_and_prunes(enrolled: tuple[Node, obj
     events = [r.event for r in _records(node.config, node.world, hub)]
     assert events == [EventType.POLICY_APPLIED, EventType.PROMOTE]
     assert [r.seq for r in _records(node.config, node.world, hub)] == [1, 2]
+    # The heartbeat told the hub which agent and policy version run here.
+    (beat,) = hub.state.store.heartbeats()  # type: ignore[attr-defined]
+    assert (beat.node_id, beat.policy_name, beat.policy_version) == ("emea-1", "standard", 1)
+    assert beat.agent_version
 
 
 def test_an_unreachable_hub_delays_the_push_never_the_governance(
