@@ -59,6 +59,8 @@ from agent.witness import Witness
 from trust._internal.files import replace_file
 from trust.errors import (
     LedgerError,
+    NotFoundError,
+    PolicyError,
     StorageFullError,
     StorageUnavailableError,
     TransportError,
@@ -73,6 +75,8 @@ _log = logging.getLogger("warden.agent")
 STATUS_FILE = "status.json"
 # SIGTERM waits at most this long for the hub to take what is pending.
 DRAIN_TIMEOUT_S = 10.0
+# After failed pushes the next waits twice as long each time, up to this.
+_MAX_PUSH_BACKOFF_S = 30.0
 # Refreshing status.json more often than this only costs fsyncs.
 _STATUS_EVERY_S = 2.0
 
@@ -124,6 +128,12 @@ class Agent:
         self._engine: Any = None
         self._engine_digest: str | None = None
         self._approvals_cache: dict[str, tuple[Any, ...]] = {}
+        # Bundles taken off the inbox whose record could not be written (retried first).
+        self._held_back: list[bytes] = []
+        # phase -> the failure last logged for it (a repeat is logged at debug only).
+        self._failing: dict[str, str] = {}
+        self._waiting_logged = False
+        self._push_backoff = config.push_interval_s
         self.outbox: Outbox
         self.policy: PolicyState
         self.witness: Witness
@@ -247,28 +257,62 @@ class Agent:
         return RunResult(True, 0, 0, "all records acknowledged and proved included")
 
     def step(self, *, force: bool = False) -> None:
-        """One pass of the main loop (see the module docstring)."""
+        """One pass of the main loop (see the module docstring).
+
+        Each phase is guarded on its own (:meth:`_phase`): a failing one is logged and
+        retried on a later pass, and the others still run — above all push and prune, which
+        are what frees a full outbox.
+        """
         t = time.monotonic()
-        try:
-            self._apply_policy_updates()
-            self.policy.check_expiry(self.outbox, now=self.now())
-            if force or self._scan.ready(t):
-                self._scan.done(t)
-                self._govern_pending()
-            if force or self._push.ready(t) or self.outbox.depth():
-                self._push.done(t)
-                if self._push_pending():
-                    self._witness_due.at = 0.0
-            if force or self._witness_due.ready(t):
-                self._witness_due.done(t)
-                self._observe()
-            if self._heartbeat.ready(t):
-                self._heartbeat.done(t)
-                self._send_heartbeat()
-        except (StorageFullError, StorageUnavailableError) as exc:
-            _log.error("state storage refused a write; retrying next pass",
-                       extra={"fields": {"error": exc.diagnostics()}})
+        self._phase("policy", self._apply_policy_updates)
+        self._phase("expiry", lambda: self.policy.check_expiry(self.outbox, now=self.now()))
+        if force or self._scan.ready(t):
+            self._scan.done(t)
+            self._phase("governance", self._govern_pending)
+        # Pushed on every pass while records wait, unless a failed push set a later time.
+        if (self.outbox.depth() and (force or self._push.ready(t))
+                and self._phase("push", self._push_pending)):
+            self._witness_due.at = 0.0
+        if force or self._witness_due.ready(t):
+            self._witness_due.done(t)
+            self._phase("witness", self._observe)
+        if self._heartbeat.ready(t):
+            self._heartbeat.done(t)
+            self._phase("heartbeat", self._send_heartbeat)
         self._write_status()
+
+    def _phase(self, name: str, fn: Callable[[], Any]) -> Any:
+        """``fn()``; any failure is logged (once while it repeats) and the loop goes on.
+
+        Never a crash loop: a storage error, a refusal, even a defect (an exception outside
+        Warden's types, logged with its traceback) ends only this phase of this pass.
+        """
+        try:
+            result = fn()
+        except (StorageFullError, StorageUnavailableError) as exc:
+            self._failed(name, "state storage refused a write; retrying next pass", exc)
+            return None
+        except WardenError as exc:
+            self._failed(name, f"{name} failed; retrying next pass", exc)
+            return None
+        except Exception as exc:  # a defect: logged with its traceback, never a restart loop
+            key = f"{type(exc).__name__}: {exc}"
+            if self._failing.get(name) != key:
+                self._failing[name] = key
+                _log.exception(f"{name} failed unexpectedly; retrying next pass",
+                               extra={"fields": {"phase": name, "error": key}})
+            return None
+        if self._failing.pop(name, None) is not None:
+            _log.info(f"{name} works again", extra={"fields": {"phase": name}})
+        return result
+
+    def _failed(self, phase: str, message: str, exc: WardenError) -> None:
+        key = f"{type(exc).__name__}: {exc.message}"
+        if self._failing.get(phase) == key:
+            _log.debug(message, extra={"fields": {"phase": phase, "error": exc.diagnostics()}})
+            return
+        self._failing[phase] = key
+        _log.error(message, extra={"fields": {"phase": phase, "error": exc.diagnostics()}})
 
     def _sleep_for(self) -> float:
         t = time.monotonic()
@@ -293,23 +337,28 @@ class Agent:
         self._hub_down = True
 
     def _hub_call(self, what: str, fn: Callable[[], Any]) -> Any:
-        """``fn()``, or None when the hub cannot be reached (logged once per outage)."""
+        """``fn()``, or None when the hub cannot be reached (logged once per outage) or
+        refuses the call (not enrolled, key revoked, clock skew beyond the hub's bound:
+        logged at error once while it repeats). Neither stops the loop."""
         try:
             result = fn()
         except TransportError as exc:
             self._unreachable(exc, what)
             return None
+        except NotFoundError:
+            self._contact()
+            return None
+        except WardenError as exc:
+            self._contact()
+            self._failed(f"hub {what}", f"the hub refused {what}", exc)
+            return None
         self._contact()
+        self._failing.pop(f"hub {what}", None)
         return result
 
     def _poll_policy(self) -> None:
-        from trust.errors import NotFoundError
-
-        try:
-            record = self._hub_call(
-                "get policy", lambda: self.client.get_policy(self.config.policy_name))
-        except NotFoundError:
-            return
+        record = self._hub_call(
+            "get policy", lambda: self.client.get_policy(self.config.policy_name))
         if record is not None:
             self._inbox.put(record.envelope)
 
@@ -323,16 +372,25 @@ class Agent:
 
     def _apply_policy_updates(self) -> None:
         t = time.monotonic()
-        if self._inbox.empty() and not self._roots_due.ready(t):
+        if self._inbox.empty() and not self._held_back and not self._roots_due.ready(t):
             return
         self._roots_due.done(t)
         self._sync_roots()  # a bundle may be signed by keys of a root we have not seen yet
         while True:
+            if self._held_back:
+                envelope = self._held_back.pop(0)
+            else:
+                try:
+                    envelope = self._inbox.get_nowait()
+                except queue.Empty:
+                    return
             try:
-                envelope = self._inbox.get_nowait()
-            except queue.Empty:
-                return
-            self.policy.offer_bundle(envelope, self.outbox, now=self.now())
+                self.policy.offer_bundle(envelope, self.outbox, now=self.now())
+            except (StorageFullError, StorageUnavailableError):
+                # Nothing was applied (records first): offer it again on a later pass — the
+                # open stream will not resend it.
+                self._held_back.insert(0, envelope)
+                raise
 
     # -- validation --------------------------------------------------------------------------
 
@@ -379,12 +437,23 @@ class Agent:
         now = self.now()
         bundle = self.policy.enforceable(now)
         if bundle is None:
-            _log.warning("model versions wait: no policy in force (none received yet, or "
-                         "expired)", extra={"fields": {"pending": len(pending)}})
+            if not self._waiting_logged:
+                self._waiting_logged = True
+                _log.warning("model versions wait: no policy in force (none received yet, "
+                             "rejected, or expired)", extra={"fields": {"pending": len(pending)}})
             return
+        self._waiting_logged = False
         from agent.policy_input import subject_of
+        from trust.policy.worker import EvaluationCrashError
 
-        engine = self._engine_for(bundle)
+        try:
+            engine = self._engine_for(bundle)
+        except EvaluationCrashError:
+            raise  # the worker could not start (resources): retried on the next scan
+        except PolicyError as exc:
+            # Signed and verified, yet not evaluable: fail closed, recorded.
+            self.policy.reject_held(exc, self.outbox, now=now)
+            return
         for model, version in pending:
             if self._stopping.is_set():
                 return
@@ -405,13 +474,17 @@ class Agent:
                 result = self.client.append([e.envelope for e in batch])
             except TransportError as exc:
                 self._unreachable(exc, "push")
+                self._push_failed()
                 return acked
             except WardenError as exc:
-                _log.error("the hub refused a batch of records; they stay in the outbox",
-                           extra={"fields": {"first_seq": batch[0].seq,
-                                             "error": exc.diagnostics()}})
+                self._contact()
+                self._failed("hub push", "the hub refused a batch of records; they stay in "
+                             f"the outbox (first seq {batch[0].seq})", exc)
+                self._push_failed()
                 return acked
             self._contact()
+            self._failing.pop("hub push", None)
+            self._push_backoff = self.config.push_interval_s
             try:
                 if len(result.acks) != len(batch):
                     raise LedgerError(f"the hub answered {len(batch)} records with "
@@ -421,11 +494,17 @@ class Agent:
                     (e.seq, a.index) for e, a in zip(batch, result.acks, strict=True))
             except LedgerError as exc:
                 self.witness.ack_conflict(exc, self.outbox, now=self.now())
+                self._push_failed()
                 return acked
             acked = True
             self._observe_note(result.checkpoint)
             if len(batch) < self.config.push_batch:
                 return acked
+
+    def _push_failed(self) -> None:
+        """The next push waits longer after each failure (up to ``_MAX_PUSH_BACKOFF_S``)."""
+        self._push.at = time.monotonic() + self._push_backoff
+        self._push_backoff = min(_MAX_PUSH_BACKOFF_S, self._push_backoff * 2)
 
     def _observe_note(self, note: bytes) -> None:
         """Witness the checkpoint that came with an append, and prove what it covers."""
@@ -480,22 +559,30 @@ class Agent:
             _log.error("reload refused; keeping the running configuration",
                        extra={"fields": {"error": exc.diagnostics()}})
             return
-        fixed = ("node_id", "hub", "ca", "state_dir", "node_key", "registry", "root",
-                 "insecure", "policy_name", "hub_origin", "outbox_max_bytes")
+        fixed = ("node_id", "hub", "ca", "state_dir", "node_key", "passphrase_file",
+                 "registry", "root", "insecure", "policy_name", "hub_origin",
+                 "outbox_max_bytes")
         changed = [k for k in fixed if getattr(new, k) != getattr(self.config, k)]
         if changed:
             _log.error("reload refused: these keys need a restart; keeping the running "
                        "configuration", extra={"fields": {"keys": changed}})
             return
-        self.config = new
+        old, self.config = self.config, new
         logging.getLogger("warden").setLevel(new.log_level.upper())
         self._make_governor()
         t = time.monotonic()
         for due, every in ((self._scan, new.scan_interval_s), (self._push, new.push_interval_s),
                            (self._witness_due, new.witness_interval_s),
-                           (self._heartbeat, new.heartbeat_interval_s)):
+                           (self._heartbeat, new.heartbeat_interval_s),
+                           (self._roots_due, new.witness_interval_s)):
             due.every = every
         self._scan.at = t
+        self._push_backoff = new.push_interval_s
+        if self.watcher is not None and (
+                (old.watch_backoff_initial_s, old.watch_backoff_max_s)
+                != (new.watch_backoff_initial_s, new.watch_backoff_max_s)):
+            self.watcher.stop()
+            self.start_watcher()  # the new backoff range
         _log.info("configuration reloaded", extra={"fields": {"models": len(new.models)}})
 
     def _identity(self) -> dict[str, Any]:

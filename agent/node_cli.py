@@ -68,6 +68,8 @@ def _run(args: argparse.Namespace) -> int:
 
     setup_logging(args.log_level or "info")
     log = logging.getLogger("warden.agent")
+    # A SIGHUP while starting (a log rotation, say) must not kill the process by default.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         from agent.daemon import Agent, reloader
 

@@ -252,6 +252,12 @@ class PolicyState:
         if saved.name is not None and saved.name != config.policy_name:
             saved = _Saved(expired=saved.expired, refused=saved.refused)
         bundle = _load_bundle(config, root, log)
+        if bundle is not None and (
+                f"bundle:{_digest_of(_raw(bundle))}@{root.version}" in saved.refused):
+            log.error(f"the held policy {bundle.name} v{bundle.version} was rejected (it "
+                      "cannot be evaluated): not enforced until a newer bundle arrives",
+                      extra={"fields": _bundle_fields(bundle)})
+            bundle = None
         if bundle is not None and bundle.manifest.expires <= now:
             log.warning(f"the held policy {bundle.name} v{bundle.version} expired at "
                         f"{format_time(bundle.manifest.expires)}: it is not enforced",
@@ -532,9 +538,21 @@ class PolicyState:
             return
         except WardenError as exc:
             error = exc
-        self.bundle = None  # fail closed; the rollback floor stays in self._saved
-        self._saved.name, self._saved.version, self._saved.digest = (
-            held.name, max(held.version, self._saved.version or 0), held.digest)
+        self._drop_held(held, error, outbox, now=now,
+                        why=f"is not signed by the policy role of root v{self.root.version}")
+
+    def reject_held(self, error: WardenError, outbox: Outbox, *, now: datetime) -> None:
+        """The held bundle verified but cannot be enforced (its Rego does not compile, its
+        entrypoint is undefined, its input projection misses what the modules read): record
+        ``policy_rejected`` and stop enforcing it — fail closed, no promotion — until a newer
+        bundle arrives. It stays refused across restarts (``policy_state.json``)."""
+        held = self.bundle
+        if held is not None:
+            self._drop_held(held, error, outbox, now=now, why="cannot be evaluated")
+
+    def _drop_held(self, held: PolicyBundle, error: WardenError, outbox: Outbox, *,
+                   now: datetime, why: str) -> None:
+        envelope = _raw(held)
         outbox.append(
             event=EventType.POLICY_REJECTED,
             subject=policy_subject(held.name, held.version, envelope),
@@ -549,10 +567,12 @@ class PolicyState:
                 "root_version": self.root.version,
             },
         )
+        self.bundle = None  # fail closed; the rollback floor stays in self._saved
+        self._saved.name, self._saved.version, self._saved.digest = (
+            held.name, max(held.version, self._saved.version or 0), held.digest)
         self._remember_refused(f"bundle:{_digest_of(envelope)}@{self.root.version}")
         self._log.error(
-            f"policy {held.name} v{held.version} is not signed by the policy role of root "
-            f"v{self.root.version}: no longer enforced ({error.message})",
+            f"policy {held.name} v{held.version} {why}: no longer enforced ({error.message})",
             extra={"fields": {**_bundle_fields(held), "reason": type(error).__name__}})
 
     # -- expiry ------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import argparse
 import json
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,10 @@ def _validate(args: argparse.Namespace) -> int:
     except WardenError as exc:
         # A gate must tell "denied" (1) from "could not decide" (2); neither may pass.
         print(f"error: {exc.diagnostics()}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as exc:  # a defect in a check or library: still "could not decide"
+        traceback.print_exc(file=sys.stderr)
+        print(f"error: could not decide ({type(exc).__name__}: {exc})", file=sys.stderr)
         return EXIT_USER_ERROR
     out = {**v.decision.to_dict(), "model": {**model_obj, "stage": v.target_stage}}
     _print(args.format, out, bundle.name, bundle.version)

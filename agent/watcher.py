@@ -13,7 +13,9 @@ Invariants:
 * When the stream fails (hub down, network), the watcher polls ``Get`` with jittered
   exponential backoff, ``[initial, max]`` seconds, full jitter on the upper half (a fleet of
   agents restarted together does not reconnect in lockstep); the first successful poll
-  reopens the stream and resets the backoff.
+  reopens the stream. The backoff resets only after a *healthy* stream — one that delivered
+  a bundle or stayed open for :data:`HEALTHY_STREAM_S` — so a hub that refuses Watch (its
+  stream cap) but answers Get is not hammered at the initial delay.
 * Each (re)connection asks for bundles newer than the version the daemon holds at that
   moment (``current_version``), so a reconnect does not resend what is applied.
 * :meth:`stop` ends the thread promptly: it cancels the open stream and interrupts a backoff
@@ -26,6 +28,7 @@ import logging
 import queue
 import random
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +37,9 @@ from trust.errors import NotFoundError, WardenError
 __all__ = ["PolicyWatcher", "backoff_delays"]
 
 _log = logging.getLogger("warden.agent.watch")
+
+# A stream open this long (or one that delivered a bundle) was healthy: the backoff restarts.
+HEALTHY_STREAM_S = 10.0
 
 
 def backoff_delays(initial: float, maximum: float, rng: random.Random) -> Any:
@@ -96,36 +102,43 @@ class PolicyWatcher:
     def _run(self) -> None:
         delays = backoff_delays(self._initial, self._max, self._rng)
         while not self._stop.is_set():
+            opened = time.monotonic()
+            delivered = False
             try:
-                self._watch_once()
+                delivered = self._watch_once()
             except WardenError as exc:
                 self.connected.clear()
                 _log.warning("policy watch failed; polling with backoff",
                              extra={"fields": {"error": exc.message}})
             if self._stop.is_set():
                 return
-            # Poll Get until it works; then reopen the stream (fresh backoff).
+            if delivered or time.monotonic() - opened >= HEALTHY_STREAM_S:
+                delays = backoff_delays(self._initial, self._max, self._rng)
+            # Poll Get until it works; then reopen the stream.
             while not self._stop.wait(next(delays)):
                 if self._poll():
-                    delays = backoff_delays(self._initial, self._max, self._rng)
                     break
 
-    def _watch_once(self) -> None:
+    def _watch_once(self) -> bool:
+        """Hold one stream until it ends; True when it delivered at least one bundle."""
         stream = self._client.watch_policies(self._name, after_version=self._current_version())
         with self._lock:
             if self._stop.is_set():
                 stream.cancel()
-                return
+                return False
             self._stream = stream
+        delivered = False
         try:
             for record in stream:
                 self.connected.set()
                 self._on_contact()
                 self._deliver(record.envelope)
+                delivered = True
         finally:
             with self._lock:
                 self._stream = None
             self.connected.clear()
+        return delivered
 
     def _poll(self) -> bool:
         try:

@@ -122,6 +122,16 @@ class EventType(StrEnum):
     # The agent, as a witness, caught the hub lying (inconsistent checkpoints, a record of
     # this node dropped, moved or rewritten).
     HUB_MISBEHAVIOUR = "hub_misbehaviour"
+    # A model version's validation: evidence digest, the model card's SHA-256, the decision.
+    MODEL_VALIDATED = "model_validated"
+    # One production monitoring window evaluated (drift against the reference profile, and
+    # performance once labels arrived); drift_alert when the policy's drift rule fired.
+    MONITORING = "monitoring"
+    DRIFT_ALERT = "drift_alert"
+    # Rollback was required but no earlier version passes under the policy now in force.
+    ROLLBACK_IMPOSSIBLE = "rollback_impossible"
+    # The retraining hook ran (command or webhook): its outcome and duration.
+    RETRAIN_TRIGGERED = "retrain_triggered"
 
 
 @dataclass(frozen=True)

@@ -379,6 +379,10 @@ class PolicyWorker:
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
                 close_fds=True,
+                # Its own session: a SIGINT/SIGTERM to the caller's process group (Ctrl-C,
+                # systemd's control-group stop) must not kill a decision half-way; the caller
+                # closes the worker when it stops, and the socket's EOF ends an orphan.
+                start_new_session=True,
             )
         except OSError as exc:
             os.close(parent_end)
