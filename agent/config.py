@@ -48,6 +48,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from agent.hooks import ALERT_EVENTS, RETRAIN_EVENTS, Hook, parse_hook, parse_hooks
 from protos.client import is_loopback
 from trust.config_file import (
     coerce_value,
@@ -122,6 +123,8 @@ class ModelConfig:
     # Whether a .joblib (pickle) artefact may be loaded: the node's decision, never the
     # trainer's; loading a pickle runs code.
     trust_pickle: bool = False
+    # The retraining hook (agent/hooks.py): run after a drift alert or a rollback.
+    retrain: Hook | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,10 @@ class AgentConfig:
     witness_interval_s: float = 10.0
     # Cap on the outbox database size (None: the disk is the limit).
     outbox_max_bytes: int | None = None
+    # Alert hooks (agent/hooks.py), each firing for the events in its ``on``.
+    alerts: tuple[Hook, ...] = ()
+    # HOST:PORT of the Prometheus metrics endpoint (agent/metrics.py); None: not served.
+    metrics_listen: str | None = None
     source: Path | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -269,10 +276,15 @@ _SCALARS: dict[str, type] = {
     "scan_interval_s": float,
     "witness_interval_s": float,
     "outbox_max_bytes": int,
+    "metrics_listen": str,
 }
 # Keys that may be null (absent) in the file.
-_OPTIONAL = frozenset({"ca", "passphrase_file", "hub_origin", "outbox_max_bytes"})
-_KNOWN = frozenset({*_SCALARS, "models"})
+_OPTIONAL = frozenset({"ca", "passphrase_file", "hub_origin", "outbox_max_bytes",
+                       "metrics_listen"})
+# Keys only the file can set (structured values).
+_FILE_ONLY = {"models": "models can only be set in agent.yaml",
+              "alerts": "alerts can only be set in agent.yaml"}
+_KNOWN = frozenset({*_SCALARS, *_FILE_ONLY})
 assert {f.name for f in fields(AgentConfig)} - {"source"} == _KNOWN
 _REQUIRED = ("node_id", "hub")
 _MODEL_KEYS = frozenset(f.name for f in fields(ModelConfig))
@@ -348,6 +360,10 @@ def _parse_model(item: Any, *, at: str, where: str, base: Path) -> ModelConfig:
     if item.get("trust_pickle") is not None:
         trust_pickle = coerce_value(f"{at}.trust_pickle", bool, item["trust_pickle"],
                                     where=where)
+    retrain = None
+    if item.get("retrain") is not None:
+        retrain = parse_hook(item["retrain"], at=f"{at}.retrain", where=where, base=base,
+                             events=RETRAIN_EVENTS)
     engine = CheckEngine.LOCAL
     if item.get("engine") is not None:
         try:
@@ -357,7 +373,8 @@ def _parse_model(item: Any, *, at: str, where: str, base: Path) -> ModelConfig:
                               f"{', '.join(e.value for e in CheckEngine)}") from None
     return ModelConfig(name=name, data=data, label=label, sensitive=sensitive, stages=stages,
                        engine=engine, pos_label=pos_label, min_group_size=min_group_size,
-                       reference=reference, pred=pred, trust_pickle=trust_pickle)
+                       reference=reference, pred=pred, trust_pickle=trust_pickle,
+                       retrain=retrain)
 
 
 def _parse_models(value: Any, *, where: str, base: Path) -> tuple[ModelConfig, ...]:
@@ -377,6 +394,9 @@ def _from_mapping(data: Mapping[str, Any], *, where: str, base: Path) -> dict[st
                               hint=f"known keys: {', '.join(sorted(_KNOWN))}")
         if key == "models":
             values["models"] = _parse_models(value, where=where, base=base)
+        elif key == "alerts":
+            values["alerts"] = parse_hooks(value, at="alerts", where=where, base=base,
+                                           events=ALERT_EVENTS)
         elif value is None and key in _OPTIONAL:
             values[key] = None
         else:
@@ -390,6 +410,10 @@ def _from_mapping(data: Mapping[str, Any], *, where: str, base: Path) -> dict[st
                     raise ConfigError(f"{where}: {exc.message}") from None
             elif key == "hub":
                 v = check_hub_address(v, where=where)
+            elif key == "metrics_listen":
+                from agent.metrics import parse_listen  # prometheus_client: only when set
+
+                v = parse_listen(v, where=where, key=key)
             values[key] = v
     return values
 
@@ -417,7 +441,7 @@ def load_agent_config(
 
     env_values = environment_settings(
         os.environ if env is None else env, ENV_PREFIX, _SCALARS,
-        file_only={"models": "models can only be set in agent.yaml"})
+        file_only=_FILE_ONLY)
     values.update(_from_mapping(env_values, where="environment", base=cwd))
 
     flag_values = {k: v for k, v in (overrides or {}).items() if v is not None}

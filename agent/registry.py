@@ -7,6 +7,7 @@ Layout under the registry root (the ``models/`` directory)::
     <name>/<version>/<artefact>        .onnx, .skops, .joblib, or a predictions .csv/.parquet
     <name>/<version>/READY             written LAST by the publisher; its content is ignored
     <name>/stages/<stage>              one line, the version at that stage; written by the agent
+    <name>/annotations/<version>.json  the agent's notes on a version (:meth:`Registry.annotate`)
 
 **Completeness is the ``READY`` marker, not "manifest last".** A manifest is a few hundred
 bytes and can be complete while a multi-gigabyte artefact is still being copied beside it
@@ -51,7 +52,12 @@ Invariants:
   at any point leaves the old pointer intact (the stray temporary file is hidden: its name
   starts with ``.``); a pointer is set only to a complete version, and a pointer naming a
   version that is missing or incomplete is a :class:`~trust.errors.NotFoundError` naming the
-  pointer file.
+  pointer file;
+* annotations (the decision, record seq, ledger index and policy the agent writes back, as
+  string tags) live in ``<name>/annotations/<version>.json``, written only by the agent and
+  replaced whole like a stage pointer; the publisher's version directory is never touched
+  (once ``READY`` exists it must not change). ``stages`` and ``annotations`` are therefore
+  reserved: no version may have either name.
 
 Importing this module stays light (no NumPy, no pyarrow): the idle daemon lists registries.
 """
@@ -72,9 +78,9 @@ from typing import Any
 from agent.checks.files import load_manifest, sha256_file
 from agent.checks.lineage import as_datetime
 from agent.formats import DATA_SUFFIXES, MODEL_SUFFIXES
-from trust._internal.files import write_temp_beside
+from trust._internal.files import replace_file, write_temp_beside
 from trust._internal.frozen import freeze
-from trust.canonical import Sha256
+from trust.canonical import Sha256, canonical_json, loads_object
 from trust.errors import (
     DataError,
     DigestMismatchError,
@@ -85,6 +91,11 @@ from trust.errors import (
 )
 
 __all__ = [
+    "ANNOTATIONS_DIR",
+    "ANNOTATION_DECISION",
+    "ANNOTATION_LEDGER_INDEX",
+    "ANNOTATION_POLICY",
+    "ANNOTATION_RECORD_SEQ",
     "ArtefactKind",
     "ARTEFACT_SUFFIXES",
     "DirectoryRegistry",
@@ -94,12 +105,31 @@ __all__ = [
     "READY_FILE",
     "Registry",
     "STAGES_DIR",
+    "check_annotations",
     "check_name",
+    "manifest_from_document",
 ]
 
 MANIFEST_FILE = "manifest.yaml"
 READY_FILE = "READY"
 STAGES_DIR = "stages"
+ANNOTATIONS_DIR = "annotations"
+ANNOTATIONS_SCHEMA = "warden.registry-annotations/v1"
+
+# The tags the agent writes back on a version it governed (Registry.annotate).
+ANNOTATION_DECISION = "warden.decision"
+"""``promote``, ``block`` or ``validation_error``: what the agent decided."""
+ANNOTATION_RECORD_SEQ = "warden.record_seq"
+"""The node's sequence number of the record that says so."""
+ANNOTATION_LEDGER_INDEX = "warden.ledger_index"
+"""The hub ledger's index of that record, once the hub acknowledged it."""
+ANNOTATION_POLICY = "warden.policy"
+"""The policy in force, ``<name> v<version>``."""
+
+# Tag keys and values: the subset every registry accepts (MLflow allows more characters in a
+# key; a value is bounded well below its limits so that a tag never fails to be written).
+_TAG_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,249}")
+_MAX_TAG_VALUE = 5000
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _MODEL_KEYS = frozenset(
@@ -143,7 +173,34 @@ def _check_version(value: object) -> str:
         raise FormatError(
             f"version {version!r} is reserved: <model>/{STAGES_DIR}/ holds the stage pointers"
         )
+    if version == ANNOTATIONS_DIR:
+        raise FormatError(f"version {version!r} is reserved: <model>/{ANNOTATIONS_DIR}/ holds "
+                          "the agent's annotations")
     return version
+
+
+def check_annotations(tags: Mapping[str, str], *, what: str) -> dict[str, str]:
+    """``tags`` as a plain dict if every key and value can be a registry tag; FormatError
+    naming ``what`` and the tag otherwise.
+
+    A key is 1-250 characters from ``[A-Za-z0-9._-]``, the first a letter or digit (e.g.
+    ``warden.decision``); a value is a string of at most 5000 characters. At least one tag.
+    """
+    if not isinstance(tags, Mapping) or not tags:
+        raise FormatError(f"{what}: annotations must be a non-empty mapping of tags, "
+                          f"got {tags!r}")
+    out: dict[str, str] = {}
+    for key, value in tags.items():
+        if not isinstance(key, str) or not _TAG_KEY.fullmatch(key):
+            raise FormatError(f"{what}: tag key {key!r} is not a safe tag name",
+                              hint="use 1-250 letters, digits, '.', '_' or '-', starting "
+                                   "with a letter or digit")
+        if not isinstance(value, str) or len(value) > _MAX_TAG_VALUE:
+            shown = value if not isinstance(value, str) else f"{len(value)} characters"
+            raise FormatError(f"{what}: tag {key!r} must be a string of at most "
+                              f"{_MAX_TAG_VALUE} characters, got {shown!r}")
+        out[key] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -208,8 +265,9 @@ class Registry(ABC):
 
     @abstractmethod
     def versions(self, name: str) -> tuple[str, ...]:
-        """The complete versions of model ``name``, sorted by name (versions are not
-        interpreted); NotFoundError if there is no such model."""
+        """The complete versions of model ``name``, oldest first as the registry orders them
+        (directory: sorted by name, versions are not interpreted; MLflow: by version
+        number); NotFoundError if there is no such model."""
 
     @abstractmethod
     def read(self, name: str, version: str) -> ModelVersion:
@@ -227,6 +285,19 @@ class Registry(ABC):
     @abstractmethod
     def set_stage(self, name: str, stage: str, version: str) -> None:
         """Point ``stage`` of ``name`` at ``version`` (a complete version), atomically."""
+
+    @abstractmethod
+    def annotate(self, name: str, version: str, tags: Mapping[str, str]) -> None:
+        """Write ``tags`` (:func:`check_annotations`) on complete version ``version``: each
+        replaces a tag of the same key, other tags stay. The agent's write-back (decision,
+        record seq, ledger index, policy: the ``ANNOTATION_*`` keys); the ledger, not the
+        registry, is the record of what was decided. NotFoundError if not a complete
+        version."""
+
+    @abstractmethod
+    def annotations(self, name: str, version: str) -> dict[str, str]:
+        """The tags of complete version ``version``: every tag :meth:`annotate` wrote (MLflow:
+        every tag of the version, the trainer's included); ``{}`` when none."""
 
 
 def _optional_str(section: Mapping[str, Any], key: str, path: Path) -> str | None:
@@ -266,10 +337,11 @@ def _artefact_kind(rel: str, path: Path) -> ArtefactKind:
     )
 
 
-def _manifest_from_document(
+def manifest_from_document(
     doc: Mapping[str, Any], path: Path, name: str, version: str
 ) -> ModelManifest:
-    """The registry's view of a manifest already checked by the lineage parser."""
+    """The registry's view of a manifest already checked by the lineage parser
+    (:func:`agent.checks.files.load_manifest`); ``path`` names it in errors."""
     model: Mapping[str, Any] = doc.get("model") or {}
     unknown = sorted(set(map(str, model)) - _MODEL_KEYS)
     if unknown:
@@ -325,13 +397,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _storage_error(path: Path, exc: OSError) -> StorageUnavailableError:
+def _storage_error(path: Path, exc: OSError, what: str = "stage pointer",
+                   old: str = "pointer") -> StorageUnavailableError:
     reason = exc.strerror or str(exc)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageFullError(f"{path}: cannot write stage pointer ({reason}); "
-                                "the old pointer is unchanged", hint="free disk space and retry")
-    return StorageUnavailableError(f"{path}: cannot write stage pointer ({reason}); "
-                                   "the old pointer is unchanged")
+        return StorageFullError(f"{path}: cannot write {what} ({reason}); "
+                                f"the old {old} is unchanged", hint="free disk space and retry")
+    return StorageUnavailableError(f"{path}: cannot write {what} ({reason}); "
+                                   f"the old {old} is unchanged")
 
 
 class DirectoryRegistry(Registry):
@@ -371,7 +444,8 @@ class DirectoryRegistry(Registry):
     def versions(self, name: str) -> tuple[str, ...]:
         d = self._model_dir(name)
         return tuple(
-            v for v in self._safe_entries(d) if v != STAGES_DIR and self._complete(d, v)
+            v for v in self._safe_entries(d)
+            if v not in (STAGES_DIR, ANNOTATIONS_DIR) and self._complete(d, v)
         )
 
     def read(self, name: str, version: str) -> ModelVersion:
@@ -383,8 +457,8 @@ class DirectoryRegistry(Registry):
                                 hint=f"the publisher writes {READY_FILE} last, when every "
                                      "file is in place")
         manifest_path = vdir / MANIFEST_FILE
-        manifest = _manifest_from_document(load_manifest(manifest_path), manifest_path,
-                                           name, version)
+        manifest = manifest_from_document(load_manifest(manifest_path), manifest_path,
+                                          name, version)
         artefact_path = vdir / manifest.artefact
         try:
             inside = artefact_path.resolve().is_relative_to(vdir.resolve())
@@ -425,7 +499,7 @@ class DirectoryRegistry(Registry):
             raise FormatError(f"{pointer}: garbled stage pointer {raw[:80]!r}",
                               hint="it holds one line, a version name")
         version = text[:-1]
-        if version == STAGES_DIR or not self._complete(model_dir, version):
+        if version in (STAGES_DIR, ANNOTATIONS_DIR) or not self._complete(model_dir, version):
             raise NotFoundError(f"{pointer}: names version {version!r}, which is not a "
                                 f"complete version in {model_dir}")
         return version
@@ -472,3 +546,43 @@ class DirectoryRegistry(Registry):
                 f"{pointer}: stage pointer replaced but not confirmed on disk "
                 f"({exc.strerror or exc})"
             ) from None
+
+    # -- annotations -------------------------------------------------------------------------
+
+    def _annotations_file(self, name: str, version: str) -> tuple[Path, Path]:
+        d = self._model_dir(name)
+        version = _check_version(version)
+        if not self._complete(d, version):
+            raise NotFoundError(f"{d / version}: no such complete version; nothing annotated")
+        return d, d / ANNOTATIONS_DIR / f"{version}.json"
+
+    def _read_annotations(self, path: Path, name: str, version: str) -> dict[str, str]:
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read annotations ({exc.strerror or exc})") from None
+        doc = loads_object(raw, what=str(path))
+        tags = doc.get("tags")
+        if (doc.get("schema") != ANNOTATIONS_SCHEMA or doc.get("model") != name
+                or doc.get("version") != version or not isinstance(tags, dict)):
+            raise FormatError(f"{path}: not the {ANNOTATIONS_SCHEMA} annotations of "
+                              f"{name} {version}")
+        return check_annotations(tags, what=str(path)) if tags else {}
+
+    def annotate(self, name: str, version: str, tags: Mapping[str, str]) -> None:
+        d, path = self._annotations_file(name, version)
+        new = check_annotations(tags, what=f"{d / version}")
+        merged = {**self._read_annotations(path, name, version), **new}
+        doc = {"schema": ANNOTATIONS_SCHEMA, "model": name, "version": version,
+               "tags": merged}
+        try:
+            path.parent.mkdir(exist_ok=True)
+            replace_file(path, canonical_json(doc) + b"\n")
+        except OSError as exc:
+            raise _storage_error(path, exc, "annotations", "annotations") from None
+
+    def annotations(self, name: str, version: str) -> dict[str, str]:
+        _, path = self._annotations_file(name, version)
+        return self._read_annotations(path, name, version)

@@ -17,9 +17,21 @@ become ``1.1``)::
     code: {commit: "<git sha>", repository: <url>}
     parameters: {max_depth: 6, ...}
     training_data: {source: s3://bucket/train.parquet, path: train.parquet,
-                    sha256: <hex>, rows: 120000, snapshot_date: 2025-01-15}
+                    sha256: <hex>, rows: 120000, snapshot_date: 2025-01-15,
+                    dvc: train.parquet.dvc}             # or dvc: dvc.lock
     trained_at: 2025-01-31T12:00:00Z
     explainability: shap_summary.json                   # optional artefact path
+
+``training_data.dvc`` names the training data's DVC pointer, a ``.dvc`` file or a
+``dvc.lock`` (relative to the manifest's directory, or absolute). A ``training_data.source``
+that is itself a local path to a ``.dvc`` file or a ``dvc.lock`` (no ``scheme://``) names it
+too when ``dvc`` is absent — though ``source`` is also what ``approved_data_sources``
+compares. The caller (:func:`agent.checks.run.run_checks`) recomputes the pointer's hashes
+(:mod:`agent.checks.dvc`) and passes the result in as ``lineage.dvc``; when the manifest also
+names ``training_data.path``, only the pointer's entries for that path (or a tracked
+directory holding it) are checked. ``training_data.sha256`` keeps its own meaning: the
+SHA-256 of ``training_data.path``, compared by ``data_sha256_verified``; DVC's MD5 never
+stands in for it.
 
 Invariants: ``data_age_days`` counts whole days from the training-data snapshot date (or,
 when absent, the training date) to ``now``; a digest is ``*_verified: true`` only when it was
@@ -76,6 +88,7 @@ _FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
         "sha256": _STR,
         "rows": (int,),
         "snapshot_date": _DATE,
+        "dvc": _STR,
     },
 }
 _QUOTE = {"model.version", "code.commit", "artifact.sha256", "training_data.sha256"}
@@ -122,6 +135,13 @@ def manifest_from_text(text: str, path: PurePath) -> dict[str, Any]:
             _check_field(p, f"{section}.{name}", (data.get(section) or {}).get(name), types)
     _check_field(p, "trained_at", data.get("trained_at"), _DATE)
     _check_field(p, "explainability", data.get("explainability"), _STR)
+    pointer = (data.get("training_data") or {}).get("dvc")
+    base = None if pointer is None else PurePath(pointer).name
+    if base is not None and not (base == "dvc.lock" or (base.endswith(".dvc") and base != ".dvc")):
+        raise FormatError(
+            f"{p}: manifest field 'training_data.dvc' must name a .dvc file or a dvc.lock, "
+            f"got {pointer!r}"
+        )
     rows = (data.get("training_data") or {}).get("rows")
     if rows is not None and rows < 0:
         raise FormatError(f"{p}: manifest field 'training_data.rows' is negative: {rows}")
@@ -185,12 +205,15 @@ def lineage_evidence(
     *,
     model_sha256: str | None = None,
     data_sha256: str | None = None,
+    dvc: Mapping[str, Any] | None = None,
     now: dt.datetime,
 ) -> dict[str, Any]:
     """The ``lineage`` evidence section.
 
     ``model_sha256`` / ``data_sha256`` are digests recomputed from the files (``None`` when
     the file was not available); the manifest's declared digests are compared with them.
+    ``dvc`` is the DVC pointer's verification (:func:`agent.checks.dvc.verify_pointer`),
+    ``None`` when no pointer was named.
     """
     m = dict(manifest or {})
     model = m.get("model") or {}
@@ -222,4 +245,5 @@ def lineage_evidence(
         "trained_at": _iso(trained_at),
         "data_snapshot_date": _iso(snapshot),
         "data_age_days": None if since is None else (now - since).days,
+        "dvc": None if dvc is None else dict(dvc),
     }

@@ -10,7 +10,9 @@ whole file. Without ``drift_columns`` it compares every column of both files, so
 present on one side only is an error naming it and the file that lacks it, never a column
 silently left out of drift (a reference *profile* compares exactly the columns it was built
 from, chosen when it was built). The result is one validated evidence document
-(:func:`agent.checks.evidence.build_evidence`).
+(:func:`agent.checks.evidence.build_evidence`). When the manifest (or ``spec.dvc``) names the
+training data's DVC pointer, the lineage section's ``dvc`` object holds the hashes
+:func:`agent.checks.dvc.verify_pointer` recomputed from the files (streamed, 1 MiB blocks).
 
 Invariants: labels and predictions are validated for the task, and score columns as
 probabilities in [0, 1], before any check sees them; an error raised by a check on the
@@ -31,6 +33,7 @@ import numpy.typing as npt
 
 from agent import data as datamod
 from agent.checks import documentation, fairness, files, lineage, performance
+from agent.checks import dvc as dvcmod
 from agent.checks.evidence import build_evidence
 from trust.errors import CheckError, DataError, UsageError
 
@@ -67,6 +70,8 @@ class CheckSpec:
     drift_share: float = 0.5
     manifest: Path | None = None
     training_data: Path | None = None
+    # The training data's DVC pointer (.dvc / dvc.lock); None: the manifest's, if it names one.
+    dvc: Path | None = None
     model_card: Path | None = None
     explainability: Path | None = None
     chunk_rows: int = datamod.DEFAULT_CHUNK_ROWS
@@ -286,8 +291,21 @@ def _resolve(base: Path | None, value: Any) -> Path | None:
     return p if p.is_absolute() or base is None else base / p
 
 
+def _dvc_pointer(spec: CheckSpec, base: Path | None, data: Mapping[str, Any]) -> Path | None:
+    """The DVC pointer to verify: ``spec.dvc``, else ``training_data.dvc``, else a
+    ``training_data.source`` that is a local path to a ``.dvc`` file or ``dvc.lock``."""
+    if spec.dvc is not None:
+        return spec.dvc
+    if data.get("dvc") is not None:
+        return _resolve(base, data["dvc"])
+    source = data.get("source")
+    if isinstance(source, str) and "://" not in source and dvcmod.is_pointer_name(source):
+        return _resolve(base, source)
+    return None
+
+
 def _lineage(spec: CheckSpec, now: dt.datetime) -> dict[str, Any] | None:
-    if spec.manifest is None and spec.model is None:
+    if spec.manifest is None and spec.model is None and spec.dvc is None:
         return None
     manifest = files.load_manifest(spec.manifest) if spec.manifest is not None else None
     base = spec.manifest.parent if spec.manifest is not None else None
@@ -295,11 +313,15 @@ def _lineage(spec: CheckSpec, now: dt.datetime) -> dict[str, Any] | None:
     model_sha = (
         files.sha256_file(model_path) if model_path is not None and model_path.is_file() else None
     )
-    train = spec.training_data or _resolve(
-        base, ((manifest or {}).get("training_data") or {}).get("path")
-    )
+    data: Mapping[str, Any] = (manifest or {}).get("training_data") or {}
+    train = spec.training_data or _resolve(base, data.get("path"))
     data_sha = files.sha256_file(train) if train is not None and train.is_file() else None
-    return lineage.lineage_evidence(manifest, model_sha256=model_sha, data_sha256=data_sha, now=now)
+    pointer = _dvc_pointer(spec, base, data)
+    # With a named training-data path, only the pointer's entries for that path are checked.
+    dvc_ev = None if pointer is None else dvcmod.verify_pointer(pointer, only=train)
+    return lineage.lineage_evidence(
+        manifest, model_sha256=model_sha, data_sha256=data_sha, dvc=dvc_ev, now=now
+    )
 
 
 def _documentation(spec: CheckSpec) -> dict[str, Any] | None:
@@ -335,7 +357,8 @@ def run_checks(spec: CheckSpec, *, progress: Progress | None = None) -> dict[str
             "sha256": files.sha256_file(spec.data) if spec.hash_data else None,
         }
     drift_ev = _drift(spec)
-    if perf_ev is None and drift_ev is None and spec.manifest is None and spec.model_card is None:
+    if (perf_ev is None and drift_ev is None and spec.manifest is None
+            and spec.model_card is None and spec.dvc is None):
         raise UsageError(
             "nothing to check",
             hint="give --data with --label and --pred (or --model), and/or --reference, "
