@@ -51,6 +51,7 @@ from typing import Any
 from agent.hooks import ALERT_EVENTS, RETRAIN_EVENTS, Hook, parse_hook, parse_hooks
 from protos.client import is_loopback
 from trust.config_file import (
+    check_section,
     coerce_value,
     environment_settings,
     read_config_mapping,
@@ -307,15 +308,8 @@ def _string_list(value: Any, *, key: str, where: str) -> tuple[str, ...]:
 
 
 def _parse_model(item: Any, *, at: str, where: str, base: Path) -> ModelConfig:
-    if not isinstance(item, Mapping):
-        raise ConfigError(f"{where}: {at} must be a mapping with name, data, label")
-    unknown = sorted(str(k) for k in item if k not in _MODEL_KEYS)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {at}.{unknown[0]}",
-                          hint=f"known model keys: {', '.join(sorted(_MODEL_KEYS))}")
-    for key in _MODEL_REQUIRED:
-        if item.get(key) is None:
-            raise ConfigError(f"{where}: missing key {at}.{key}")
+    item = check_section(item, at=at, where=where, known=_MODEL_KEYS, required=_MODEL_REQUIRED,
+                         shape="name, data, label", what="model")
     name = coerce_value(f"{at}.name", str, item["name"], where=where)
     if not _MODEL_NAME.fullmatch(name) or ".." in name:
         raise ConfigError(f"{where}: {at}.name {name!r} must match "

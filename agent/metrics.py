@@ -82,6 +82,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from agent.checks.metric_names import METRIC_KEYS
 from trust.errors import ConfigError
 
 __all__ = [
@@ -100,16 +101,7 @@ DECISIONS = ("allow", "deny", "error")
 # The per-feature fairness scalars of an evidence document (agent/checks/evidence.schema.json,
 # ``fairness_feature``) exported as ``warden_model_fairness{metric=...}``; the standard bundle
 # gates the first, second, third and fifth, and the four-fifths rule's ratio.
-FAIRNESS_METRICS = (
-    "demographic_parity_difference",
-    "demographic_parity_ratio",
-    "equalized_odds_difference",
-    "equalized_odds_ratio",
-    "equal_opportunity_difference",
-    "equal_opportunity_ratio",
-    "equalized_odds_difference_mean",
-    "equalized_odds_ratio_mean",
-)
+FAIRNESS_METRICS = METRIC_KEYS
 FOUR_FIFTHS_RATIO = "four_fifths_ratio"
 
 # Numeric keys of the performance section that are not a quality metric.

@@ -112,7 +112,7 @@ from agent.registry import (
 from trust import strict_yaml
 from trust._internal.files import fsync_dir, replace_file
 from trust.canonical import Sha256, canonical_json, loads_object
-from trust.config_file import coerce_value, resolve_path
+from trust.config_file import check_section, coerce_value, resolve_path
 from trust.errors import (
     ConfigError,
     DigestMismatchError,
@@ -331,12 +331,8 @@ def parse_mlflow_registry(value: Any, *, at: str, where: str, base: Path
       default 1) — per HTTP request to an MLflow server, so that a server that is down is
       noticed in seconds and the daemon moves on (it retries on its next pass).
     """
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{where}: {at} must be a mapping with at least tracking_uri")
-    unknown = sorted(str(k) for k in value if k not in _CONFIG_KEYS)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {at}.{unknown[0]}",
-                          hint=f"known {at} keys: {', '.join(sorted(_CONFIG_KEYS))}")
+    value = check_section(value, at=at, where=where, known=_CONFIG_KEYS,
+                          shape="at least tracking_uri", what=at)
     if value.get("tracking_uri") is None:
         raise ConfigError(f"{where}: missing key {at}.tracking_uri",
                           hint="e.g. http://mlflow.internal:5000 or sqlite:///mlflow.db")

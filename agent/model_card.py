@@ -49,6 +49,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.checks.metric_names import METRIC_KEYS
 from trust._internal.files import replace_file
 from trust._internal.frozen import thaw
 from trust.canonical import canonical_json, sha256_hex
@@ -101,16 +102,7 @@ _RATE_NAMES = {
     "precision": "Precision",
     "accuracy": "Accuracy",
 }
-_DISPARITIES = (
-    "demographic_parity_difference",
-    "demographic_parity_ratio",
-    "equalized_odds_difference",
-    "equalized_odds_ratio",
-    "equalized_odds_difference_mean",
-    "equalized_odds_ratio_mean",
-    "equal_opportunity_difference",
-    "equal_opportunity_ratio",
-)
+_DISPARITIES = METRIC_KEYS
 _EVIDENCE_SECTIONS = ("data", "performance", "fairness", "drift", "lineage", "documentation")
 _LINEAGE_SHOWN = frozenset({
     "manifest_present", "model_name", "model_version", "model_sha256", "model_sha256_declared",

@@ -101,7 +101,7 @@ from agent.monitor_state import (
 from trust._internal.files import replace_file
 from trust._internal.frozen import freeze, thaw
 from trust.canonical import canonical_json, sha256_hex
-from trust.config_file import coerce_value, resolve_path
+from trust.config_file import check_section, coerce_value, resolve_path
 from trust.errors import (
     ConfigError,
     DataError,
@@ -240,15 +240,8 @@ def parse_monitoring(value: Any, *, at: str, where: str, base: Path) -> MonitorC
     - ``drift_share`` (number in (0, 1], default 0.5): the share of drifted columns at or
       above which the window's ``dataset_drift`` is true (evidently's ``drift_share``).
     """
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{where}: {at} must be a mapping with inputs and profile")
-    unknown = sorted(str(k) for k in value if k not in _KEYS)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {at}.{unknown[0]}",
-                          hint=f"known monitoring keys: {', '.join(sorted(_KEYS))}")
-    for key in _REQUIRED:
-        if value.get(key) is None:
-            raise ConfigError(f"{where}: missing key {at}.{key}")
+    value = check_section(value, at=at, where=where, known=_KEYS, required=_REQUIRED,
+                          shape="inputs and profile", what="monitoring")
     out: dict[str, Any] = {}
     for key in ("inputs", "profile", "labels"):
         if value.get(key) is not None:
@@ -643,12 +636,7 @@ class Monitor:
     def _scan_inputs(self, st: MonitorState, hw: int) -> bool:
         listing = self._listing(self.cfg.inputs, "inputs")
         changed = False
-        for name in sorted(listing):
-            stat = listing[name]
-            known = st.files.get(name)
-            if known is not None and (known.size, known.mtime_ns) == (stat.st_size,
-                                                                      stat.st_mtime_ns):
-                continue
+        for name, stat, known in _new_or_touched(listing, st.files):
             changed = True
             self._ingest(st, hw, name, stat, known)
         # Forget files gone from the directory once every window they fed is closed: a
@@ -811,12 +799,7 @@ class Monitor:
         assert self.cfg.labels is not None
         listing = self._listing(self.cfg.labels, "labels")
         changed = False
-        for name in sorted(listing):
-            stat = listing[name]
-            known = st.label_files.get(name)
-            if known is not None and (known.size, known.mtime_ns) == (stat.st_size,
-                                                                      stat.st_mtime_ns):
-                continue
+        for name, stat, known in _new_or_touched(listing, st.label_files):
             changed = True
             self._ingest_labels(st, hw, name, stat, known)
         for name in [n for n in st.label_files if n not in listing]:
@@ -1189,7 +1172,7 @@ def _times(path: Path, column: str, arr: pa.ChunkedArray) -> npt.NDArray[np.int6
         try:
             return np.asarray(arr.cast(target).cast(pa.int64()).to_numpy())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            continue
+            continue  # not all in this form: try the next, then value by value below
     # Mixed forms, or something that is not a time: one value at a time, naming the row.
     out = np.empty(len(arr), dtype=np.int64)
     for i, text in enumerate(arr.to_pylist()):
@@ -1202,6 +1185,19 @@ def _times(path: Path, column: str, arr: pa.ChunkedArray) -> npt.NDArray[np.int6
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         out[i] = to_us(when)
+    return out
+
+
+def _new_or_touched(
+    listing: Mapping[str, os.stat_result], known: Mapping[str, FileState]
+) -> list[tuple[str, os.stat_result, FileState | None]]:
+    """The listed files, in name order, that are new or whose size or mtime changed since
+    they were last looked at (with what is known of them)."""
+    out = []
+    for name in sorted(listing):
+        stat, seen = listing[name], known.get(name)
+        if seen is None or (seen.size, seen.mtime_ns) != (stat.st_size, stat.st_mtime_ns):
+            out.append((name, stat, seen))
     return out
 
 

@@ -51,7 +51,7 @@ from tests.agent.daemon_world import (  # noqa: E402
     rss_kib,
     standard_bundle,
     start_agent,
-    wait_until,
+    wait_status_rewrites,
 )
 
 RSS_GOAL_MB = 100.0
@@ -67,16 +67,7 @@ def _mb(kib: int) -> float:
 def _idle(agent: AgentProcess, status: Path, passes: int = 3) -> None:
     """Wait until the daemon rewrote ``status.json`` ``passes`` times (it does so every
     couple of seconds of loop passes): it is past start-up and has had nothing to do."""
-    seen: list[int] = []
-
-    def rewritten() -> bool:
-        if status.exists():
-            m = status.stat().st_mtime_ns
-            if not seen or seen[-1] != m:
-                seen.append(m)
-        return len(seen) > passes
-
-    wait_until(rewritten, 30, "the daemon's status.json rewrites", every=0.1)
+    wait_status_rewrites(status, passes, 30, "the daemon's status.json rewrites")
     if agent.proc.poll() is not None:
         raise SystemExit(f"the agent exited {agent.proc.returncode}")
 

@@ -17,7 +17,7 @@ environment < flags; ``agent`` may not import ``hub``, so the pieces both need l
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from trust import strict_yaml
 from trust.errors import ConfigError
 
 __all__ = [
+    "check_section",
     "coerce_value",
     "environment_settings",
     "read_config_mapping",
@@ -34,6 +35,26 @@ __all__ = [
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
+
+
+def check_section(
+    value: Any, *, at: str, where: str, known: frozenset[str], required: Sequence[str] = (),
+    shape: str, what: str,
+) -> Mapping[str, Any]:
+    """``value`` if it is a mapping of ``known`` keys holding every ``required`` one (not
+    null); otherwise a :class:`ConfigError` naming ``where`` and the key path under ``at``.
+    ``shape`` says what the mapping holds ("a mapping with <shape>"), ``what`` names its keys
+    in the hint ("known <what> keys: ...")."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: {at} must be a mapping with {shape}")
+    unknown = sorted(str(k) for k in value if k not in known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {at}.{unknown[0]}",
+                          hint=f"known {what} keys: {', '.join(sorted(known))}")
+    for key in required:
+        if value.get(key) is None:
+            raise ConfigError(f"{where}: missing key {at}.{key}")
+    return value
 
 
 def coerce_value(name: str, kind: type, value: Any, *, where: str) -> Any:

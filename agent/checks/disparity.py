@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.checks.fairness_counts import FN, FP, TN, TP, FairnessCounts
+from agent.checks.metric_names import METRIC_KEYS
 
 __all__ = [
     "RATE_NAMES",
@@ -46,17 +47,6 @@ __all__ = [
 RATE_NAMES = ("selection_rate", "tpr", "fpr", "fnr", "tnr", "precision", "accuracy")
 Z95 = 1.959963984540054  # scipy.stats.norm.ppf(0.975)
 
-
-METRIC_KEYS = (
-    "demographic_parity_difference",
-    "demographic_parity_ratio",
-    "equalized_odds_difference",
-    "equalized_odds_ratio",
-    "equalized_odds_difference_mean",
-    "equalized_odds_ratio_mean",
-    "equal_opportunity_difference",
-    "equal_opportunity_ratio",
-)
 
 Method = Literal["between_groups", "to_overall"]
 Agg = Literal["worst_case", "mean"]

@@ -71,6 +71,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
+from agent.checks.files import read_text_file
 from trust import strict_yaml
 from trust.errors import CheckError, DataError, FormatError
 
@@ -273,17 +274,11 @@ def load_pointer(path: Path) -> DvcPointer:
 
 
 def _read_text(path: Path, what: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise _Missing(f"{path}: no such {what} file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, expected a {what} file") from None
-    except UnicodeDecodeError as exc:
-        raise FormatError(f"{path}: {what} is not UTF-8 text (invalid byte at offset "
-                          f"{exc.start})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    """:func:`~agent.checks.files.read_text_file`, with a missing file as :class:`_Missing`
+    (a lineage violation of its own, not an unreadable pointer)."""
+    if not os.path.lexists(path):
+        raise _Missing(f"{path}: no such {what} file")
+    return read_text_file(path, what)
 
 
 def _is_text(block: bytes) -> bool:

@@ -64,6 +64,22 @@ def wait_until(probe: Callable[[], T | None], timeout: float, what: str,
         time.sleep(every)
 
 
+def wait_status_rewrites(status: Path, times: int, timeout: float, what: str) -> None:
+    """Wait until the daemon's ``status.json`` has been rewritten ``times`` times after this
+    call began watching (it is rewritten at the end of a loop pass, every couple of
+    seconds): proof that passes of the loop went on."""
+    seen: list[int] = []
+
+    def rewritten() -> bool:
+        if status.exists():
+            m = status.stat().st_mtime_ns
+            if not seen or seen[-1] != m:
+                seen.append(m)
+        return len(seen) > times
+
+    wait_until(rewritten, timeout, what, every=0.1)
+
+
 def run_warden(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """``warden ARGV`` as a process; AssertionError with its stderr unless it exits 0."""
     r = subprocess.run([WARDEN, *argv], capture_output=True, text=True, timeout=timeout)

@@ -103,13 +103,6 @@ def _payload_text(envelope: bytes) -> str:
 
 
 @pytest.fixture
-def agents() -> Iterator[Agents]:
-    a = Agents()
-    yield a
-    a.close()
-
-
-@pytest.fixture
 def hub(tmp_path: Path) -> Iterator[tuple[HubProcess, Trust]]:
     trust = make_trust(tmp_path / "trust")
     h = make_hub(tmp_path, trust)

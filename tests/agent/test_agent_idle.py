@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.agent.daemon_world import (
     Agents,
@@ -22,7 +19,7 @@ from tests.agent.daemon_world import (
     make_trust,
     mapped_objects,
     standard_bundle,
-    wait_until,
+    wait_status_rewrites,
 )
 
 HEAVY = ("numpy", "scipy", "pyarrow", "sklearn")
@@ -37,13 +34,6 @@ def heavy_objects(pid: int) -> list[str]:
         if ".so" in path and any(p in parts or f"{p}.libs" in parts for p in HEAVY):
             out.append(path)
     return sorted(out)
-
-
-@pytest.fixture
-def agents() -> Iterator[Agents]:
-    a = Agents()
-    yield a
-    a.close()
 
 
 def test_idle_agent_maps_no_heavy_library_and_stops_on_sigterm(
@@ -66,16 +56,7 @@ def test_idle_agent_maps_no_heavy_library_and_stops_on_sigterm(
         # policy was applied mean the loop has been through scans, pushes and witness
         # rounds with nothing to validate.
         status = config.parent / "status.json"
-        seen: list[int] = []
-
-        def rewritten_twice() -> bool:
-            if status.exists():
-                m = status.stat().st_mtime_ns
-                if not seen or seen[-1] != m:
-                    seen.append(m)
-            return len(seen) >= 3
-
-        wait_until(rewritten_twice, 15, "status.json to be rewritten twice", every=0.1)
+        wait_status_rewrites(status, 2, 15, "status.json to be rewritten twice")
         doc = json.loads(status.read_text())
         assert doc["policy"] == "standard v1" and doc["hub_reachable"] is True
 

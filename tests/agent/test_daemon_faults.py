@@ -73,6 +73,7 @@ from tests.agent.daemon_world import (
     run_warden,
     stage_of,
     standard_bundle,
+    wait_status_rewrites,
     wait_until,
 )
 from trust import dsse, keys
@@ -108,13 +109,6 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     pq.write_table(credit_table(20_000, seed=11), d / "validation.parquet")
     out["data"] = d / "validation.parquet"
     return out
-
-
-@pytest.fixture
-def agents() -> Iterator[Agents]:
-    a = Agents()
-    yield a
-    a.close()
 
 
 @pytest.fixture
@@ -541,16 +535,7 @@ def test_a_node_the_hub_does_not_know_keeps_running_and_stops_cleanly(
     # It keeps running: status.json is rewritten at the end of a pass; two rewrites after
     # the refusal mean passes went on (each one meeting the same refusal).
     status = cfg.parent / "status.json"
-    seen: list[int] = []
-
-    def rewritten_twice() -> bool:
-        if status.exists():
-            m = status.stat().st_mtime_ns
-            if not seen or seen[-1] != m:
-                seen.append(m)
-        return len(seen) >= 3
-
-    wait_until(rewritten_twice, 20, "status.json rewritten twice after the refusal", every=0.1)
+    wait_status_rewrites(status, 2, 20, "status.json rewritten twice after the refusal")
     assert a.proc.poll() is None, "the daemon exited on a hub refusal"
     assert json.loads(status.read_text())["node_id"] == "ghost-1"
     assert a.terminate() == 0
