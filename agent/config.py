@@ -49,6 +49,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.hooks import ALERT_EVENTS, RETRAIN_EVENTS, Hook, parse_hook, parse_hooks
+from agent.mlflow_registry import MlflowRegistryConfig, parse_mlflow_registry
+from agent.monitoring import MonitorConfig, parse_monitoring
 from protos.client import is_loopback
 from trust.config_file import (
     check_section,
@@ -64,6 +66,8 @@ __all__ = [
     "DEFAULT_STAGES",
     "ENV_PREFIX",
     "LOG_LEVELS",
+    "PRODUCTION_STAGE",
+    "REGISTRY_KINDS",
     "AgentConfig",
     "CheckEngine",
     "ModelConfig",
@@ -74,6 +78,11 @@ __all__ = [
 ENV_PREFIX = "WARDEN_AGENT_"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_STAGES: tuple[str, ...] = ("staging", "production")
+# The stage production monitoring watches, and rollbacks move back.
+PRODUCTION_STAGE = "production"
+# Where model versions come from: a directory tree (agent/registry.py) or an MLflow model
+# registry (agent/mlflow_registry.py).
+REGISTRY_KINDS = ("directory", "mlflow")
 # Files inside state_dir that the defaults name (relative to state_dir).
 DEFAULT_NODE_KEY = Path("node.key")
 DEFAULT_REGISTRY = Path("models")
@@ -126,6 +135,14 @@ class ModelConfig:
     trust_pickle: bool = False
     # The retraining hook (agent/hooks.py): run after a drift alert or a rollback.
     retrain: Hook | None = None
+    # Production monitoring of the version in the production stage (agent/monitoring.py).
+    monitoring: MonitorConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.monitoring is not None and PRODUCTION_STAGE not in self.stages:
+            raise ConfigError(f"model {self.name!r}: monitoring watches the "
+                              f"{PRODUCTION_STAGE!r} stage, which is not in its stages "
+                              f"({', '.join(self.stages)})")
 
 
 @dataclass(frozen=True)
@@ -168,6 +185,9 @@ class AgentConfig:
     alerts: tuple[Hook, ...] = ()
     # HOST:PORT of the Prometheus metrics endpoint (agent/metrics.py); None: not served.
     metrics_listen: str | None = None
+    # "directory" (``registry``) or "mlflow" (the ``mlflow`` section).
+    registry_kind: str = "directory"
+    mlflow: MlflowRegistryConfig | None = None
     source: Path | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -211,6 +231,29 @@ class AgentConfig:
         for name in names:
             if names.count(name) > 1:
                 raise ConfigError(f"{where}: models: model {name!r} is listed more than once")
+        if self.registry_kind not in REGISTRY_KINDS:
+            raise ConfigError(f"{where}: registry_kind {self.registry_kind!r} is not one of "
+                              f"{', '.join(REGISTRY_KINDS)}")
+        if self.registry_kind == "mlflow":
+            if self.mlflow is None:
+                raise ConfigError(f"{where}: registry_kind is mlflow but there is no mlflow "
+                                  "section", hint="add mlflow: {tracking_uri: ...}")
+            for m in self.models:
+                missing = [s for s in m.stages if s not in self.mlflow.aliases]
+                if missing:
+                    raise ConfigError(
+                        f"{where}: model {m.name!r}: stage(s) {', '.join(missing)} have no "
+                        "MLflow alias in mlflow.aliases",
+                        hint="map every stage a model may be promoted to onto an alias, "
+                        "e.g. aliases: {production: champion, staging: challenger}")
+            if self.mlflow.models is not None:
+                unseen = [m.name for m in self.models if m.name not in self.mlflow.models]
+                if unseen:
+                    raise ConfigError(f"{where}: models {', '.join(unseen)} are governed but "
+                                      "not in mlflow.models, so the agent would never see them")
+        elif self.mlflow is not None:
+            raise ConfigError(f"{where}: an mlflow section is set but registry_kind is "
+                              f"{self.registry_kind!r}", hint="set registry_kind: mlflow")
 
     @property
     def outbox_path(self) -> Path:
@@ -278,13 +321,15 @@ _SCALARS: dict[str, type] = {
     "witness_interval_s": float,
     "outbox_max_bytes": int,
     "metrics_listen": str,
+    "registry_kind": str,
 }
 # Keys that may be null (absent) in the file.
 _OPTIONAL = frozenset({"ca", "passphrase_file", "hub_origin", "outbox_max_bytes",
                        "metrics_listen"})
 # Keys only the file can set (structured values).
 _FILE_ONLY = {"models": "models can only be set in agent.yaml",
-              "alerts": "alerts can only be set in agent.yaml"}
+              "alerts": "alerts can only be set in agent.yaml",
+              "mlflow": "mlflow can only be set in agent.yaml"}
 _KNOWN = frozenset({*_SCALARS, *_FILE_ONLY})
 assert {f.name for f in fields(AgentConfig)} - {"source"} == _KNOWN
 _REQUIRED = ("node_id", "hub")
@@ -365,10 +410,17 @@ def _parse_model(item: Any, *, at: str, where: str, base: Path) -> ModelConfig:
         except ValueError:
             raise ConfigError(f"{where}: {at}.engine {item['engine']!r} is not one of "
                               f"{', '.join(e.value for e in CheckEngine)}") from None
-    return ModelConfig(name=name, data=data, label=label, sensitive=sensitive, stages=stages,
-                       engine=engine, pos_label=pos_label, min_group_size=min_group_size,
-                       reference=reference, pred=pred, trust_pickle=trust_pickle,
-                       retrain=retrain)
+    monitoring = None
+    if item.get("monitoring") is not None:
+        monitoring = parse_monitoring(item["monitoring"], at=f"{at}.monitoring", where=where,
+                                      base=base)
+    try:
+        return ModelConfig(name=name, data=data, label=label, sensitive=sensitive,
+                           stages=stages, engine=engine, pos_label=pos_label,
+                           min_group_size=min_group_size, reference=reference, pred=pred,
+                           trust_pickle=trust_pickle, retrain=retrain, monitoring=monitoring)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {at}: {exc.message}", hint=exc.hint) from None
 
 
 def _parse_models(value: Any, *, where: str, base: Path) -> tuple[ModelConfig, ...]:
@@ -391,6 +443,9 @@ def _from_mapping(data: Mapping[str, Any], *, where: str, base: Path) -> dict[st
         elif key == "alerts":
             values["alerts"] = parse_hooks(value, at="alerts", where=where, base=base,
                                            events=ALERT_EVENTS)
+        elif key == "mlflow":
+            values["mlflow"] = None if value is None else parse_mlflow_registry(
+                value, at="mlflow", where=where, base=base)
         elif value is None and key in _OPTIONAL:
             values[key] = None
         else:

@@ -9,7 +9,10 @@ of the loop (:meth:`Agent.step`):
    :class:`~agent.policy_state.PolicyState`; records first), and records an expiry;
 2. every ``scan_interval_s``: validates each new complete model version under the bundle in
    force, if one is in force — none, or an expired one, means no decision and no promotion
-   (fail closed; the version stays pending until a fresh bundle arrives);
+   (fail closed; the version stays pending until a fresh bundle arrives); then production
+   (:class:`~agent.production.ProductionWatch`): monitoring windows recorded, rollback when
+   the policy requires it; what was recorded is handed to the hooks
+   (:class:`~agent.notify.Notifier`), whose outcomes are recorded on later passes;
 3. pushes pending outbox records in batches and records the hub's acks;
 4. every ``witness_interval_s`` (and after each push): verifies the hub's checkpoint,
    consistency with the last one kept, inclusion of its own acknowledged records; prunes
@@ -31,6 +34,12 @@ Invariants:
   ``DRAIN_TIMEOUT_S``), close the outbox (releasing its lock), exit 0. SIGHUP: reload
   ``agent.yaml`` (models, intervals, log level); a change of identity, hub or state
   directory needs a restart and is refused with a log line, keeping the running config.
+* Metrics (``metrics_listen``): served from start to stop on their own thread; updated as
+  records are written, never read back by governance.
+* Registry annotations (``warden.decision``, ``warden.record_seq``, ``warden.policy``, and
+  ``warden.ledger_index`` once the hub acknowledged the record while this process runs) are
+  written after the record and the action; a registry that refuses them (an MLflow server
+  that is down) is logged, never a reason to undo or repeat a decision.
 * Idle, nothing heavy is imported: NumPy, SciPy, pyarrow and the checks load when a version
   is validated; the policy engine's worker starts when the first decision is taken.
 """
@@ -51,9 +60,17 @@ from typing import Any
 
 from agent.config import AgentConfig, load_agent_config
 from agent.node import AGENT_VERSION, hub_client, load_node_key
+from agent.notify import Notifier
 from agent.outbox import Outbox
 from agent.policy_state import PolicyState, trusted_now
-from agent.registry import DirectoryRegistry
+from agent.registry import (
+    ANNOTATION_DECISION,
+    ANNOTATION_LEDGER_INDEX,
+    ANNOTATION_POLICY,
+    ANNOTATION_RECORD_SEQ,
+    DirectoryRegistry,
+    Registry,
+)
 from agent.watcher import PolicyWatcher
 from agent.witness import Witness
 from trust._internal.files import replace_file
@@ -79,6 +96,8 @@ DRAIN_TIMEOUT_S = 10.0
 _MAX_PUSH_BACKOFF_S = 30.0
 # Refreshing status.json more often than this only costs fsyncs.
 _STATUS_EVERY_S = 2.0
+# SIGTERM lets running hooks finish for at most this long (then kills them, recorded).
+HOOKS_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -134,6 +153,12 @@ class Agent:
         self._failing: dict[str, str] = {}
         self._waiting_logged = False
         self._push_backoff = config.push_interval_s
+        self._policy_seen: tuple[str, int] | None = None
+        self._halt_seen = False
+        # seq -> (model, version) of decision records whose ledger index is not annotated yet.
+        self._annotate_index: dict[int, tuple[str, str]] = {}
+        self.metrics: Any = None
+        self._metrics_server: Any = None
         self.outbox: Outbox
         self.policy: PolicyState
         self.witness: Witness
@@ -151,10 +176,20 @@ class Agent:
             now = self.now()
             self.policy = PolicyState.load(config, now=now, log=_log)
             self.witness = Witness.load(config.witness_path, origin=config.hub_origin)
-            self.registry = DirectoryRegistry(config.registry)
+            self.registry = self._make_registry()
+            self.notifier = Notifier(config, self.outbox, log=_log, now=self.now)
+            if config.metrics_listen is not None:
+                from agent.metrics import AgentMetrics
+
+                self.metrics = AgentMetrics(config.node_id,
+                                            models=[m.name for m in config.models],
+                                            agent_version=AGENT_VERSION)
+                self._metrics_server = self.metrics.serve(config.metrics_listen,
+                                                          where="metrics_listen")
             self._make_governor()
             self.client = hub_client(config, key)
         except BaseException:
+            self._close_metrics()
             self.outbox.close()
             raise
         self._key = key
@@ -165,10 +200,26 @@ class Agent:
         self._heartbeat = _Due(config.heartbeat_interval_s, now=t)
         self._roots_due = _Due(config.witness_interval_s, now=t)
 
+    def _make_registry(self) -> Registry:
+        if self.config.mlflow is not None:
+            return self.config.mlflow.registry(state_dir=self.config.state_dir)
+        return DirectoryRegistry(self.config.registry)
+
     def _make_governor(self) -> None:
+        from agent.production import ProductionWatch
         from agent.validation import Governor
 
         self.governor = Governor(self.config, self.registry, self.outbox, log=_log)
+        self.production = ProductionWatch(self.config, self.registry, self.outbox, log=_log,
+                                          metrics=self.metrics)
+        self.notifier.config = self.config
+        if self.metrics is not None:
+            self.metrics.declare_models(m.name for m in self.config.models)
+
+    def _close_metrics(self) -> None:
+        if self._metrics_server is not None:
+            self._metrics_server.close()
+            self._metrics_server = None
 
     def close(self) -> None:
         """Stop the watcher, the policy engine and the client; release the outbox lock."""
@@ -176,6 +227,7 @@ class Agent:
             self.watcher.stop()
             self.watcher = None
         self._close_engine()
+        self._close_metrics()
         client = getattr(self, "client", None)
         if client is not None:
             client.close()
@@ -212,14 +264,6 @@ class Agent:
     def run_forever(self) -> int:
         """The daemon: steps until asked to stop, then drains. Returns the exit code."""
         _log.info("agent started", extra={"fields": self._identity()})
-        # Parsed and checked, but the loop does not act on them yet (issue 11 wiring).
-        unwired = [k for k, on in (("alerts", bool(self.config.alerts)),
-                                   ("metrics_listen", self.config.metrics_listen is not None),
-                                   ("models[].retrain",
-                                    any(m.retrain for m in self.config.models))) if on]
-        if unwired:
-            _log.warning("these agent.yaml keys are accepted but not acted on yet: no hook "
-                         "runs and no metrics are served", extra={"fields": {"keys": unwired}})
         self.start_watcher()
         while not self._stopping.is_set():
             if self._hup.is_set():
@@ -229,6 +273,7 @@ class Agent:
             self._wake.wait(self._sleep_for())
             self._wake.clear()
         _log.info("stopping: draining the outbox")
+        self._phase("hooks", lambda: self.notifier.close(HOOKS_TIMEOUT_S))
         self._drain(DRAIN_TIMEOUT_S)
         _log.info("agent stopped", extra={"fields": {"pending": self.outbox.depth()}})
         return 0
@@ -241,15 +286,25 @@ class Agent:
         while time.monotonic() < deadline and not self._stopping.is_set():
             if not self._inbox.empty():
                 self.step(force=True)
+            self._phase("hooks", self.notifier.drain)
             pending = self.outbox.depth()
             unproved = len(self.outbox.unproved(limit=1))
-            if pending == 0 and (unproved == 0 or not self.witness.can_prune()):
+            if (pending == 0 and (unproved == 0 or not self.witness.can_prune())
+                    and not self.notifier.pending()):
                 break
+            if self.notifier.pending() and not pending:
+                self._wake.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+                self._wake.clear()
+                continue
             self._push_pending()
             self._observe()
             if self.outbox.depth() or self.outbox.unproved(limit=1):
                 self._wake.wait(min(0.2, max(0.0, deadline - time.monotonic())))
                 self._wake.clear()
+        self._phase("hooks", lambda: self.notifier.close(HOOKS_TIMEOUT_S))
+        if self.outbox.depth():
+            self._push_pending()
+            self._observe()
         self._write_status(force=True)
         pending = self.outbox.depth()
         unproved = len(self.outbox.unproved(limit=10_000))
@@ -277,6 +332,8 @@ class Agent:
         if force or self._scan.ready(t):
             self._scan.done(t)
             self._phase("governance", self._govern_pending)
+            self._phase("production", self._govern_production)
+        self._phase("hooks", self.notifier.drain)
         # Pushed on every pass while records wait, unless a failed push set a later time.
         if (self.outbox.depth() and (force or self._push.ready(t))
                 and self._phase("push", self._push_pending)):
@@ -287,7 +344,26 @@ class Agent:
         if self._heartbeat.ready(t):
             self._heartbeat.done(t)
             self._phase("heartbeat", self._send_heartbeat)
+        self._phase("observe", self._after_step)
         self._write_status()
+
+    def _after_step(self) -> None:
+        """What the pass changed, told to the metrics and (a lying hub) to the alert hooks."""
+        bundle = self.policy.bundle
+        seen = None if bundle is None else (bundle.name, bundle.version)
+        if seen != self._policy_seen:
+            self._policy_seen = seen
+            if self.metrics is not None and bundle is not None:
+                self.metrics.policy_applied(bundle.name, bundle.version, utcnow(),
+                                            expires=bundle.manifest.expires)
+        if self.witness.halted and not self._halt_seen:
+            self.notifier.fire("hub_misbehaviour", record=None,
+                               reason=self.witness.halt_reason or "the hub's log misbehaved")
+        self._halt_seen = self.witness.halted
+        if self.metrics is not None:
+            head = self.outbox.status()
+            self.metrics.set_outbox(head.depth, head.unproved)
+            self.metrics.set_misbehaviour(self.witness.halted)
 
     def _phase(self, name: str, fn: Callable[[], Any]) -> Any:
         """``fn()``; any failure is logged (once while it repeats) and the loop goes on.
@@ -333,6 +409,8 @@ class Agent:
 
     def _contact(self) -> None:
         self._last_contact = utcnow()
+        if self.metrics is not None:
+            self.metrics.hub_contact(self._last_contact)
         if self._hub_down:
             self._hub_down = False
             _log.info("hub reachable again", extra={"fields": {"hub": self.config.hub}})
@@ -466,8 +544,62 @@ class Agent:
             if self._stopping.is_set():
                 return
             approvals = self._approvals(subject_of(model.name, version))
-            self.governor.govern(model, version, bundle=bundle, engine=engine,
-                                 approvals=approvals, now=self.now())
+            outcome = self.governor.govern(model, version, bundle=bundle, engine=engine,
+                                           approvals=approvals, now=self.now())
+            self._after_decision(outcome, bundle)
+
+    def _after_decision(self, outcome: Any, bundle: Any) -> None:
+        """Metrics, registry annotations and the ``promotion_blocked`` alert of a decision
+        already recorded and acted on."""
+        from agent.validation import OutcomeKind
+
+        record = outcome.record
+        v = outcome.validation
+        if self.metrics is not None:
+            decision = {OutcomeKind.PROMOTED: "allow", OutcomeKind.BLOCKED: "deny"}.get(
+                outcome.kind, "error")
+            rules = [] if record.decision is None else [
+                str(x.get("rule", "")) for x in record.decision.violations]
+            self.metrics.observe_validation(outcome.model, outcome.version,
+                                            outcome.stage or "unknown",
+                                            None if v is None else v.evidence, decision, rules)
+        self._annotate(outcome.model, outcome.version, {
+            ANNOTATION_DECISION: {OutcomeKind.PROMOTED: "promote",
+                                  OutcomeKind.BLOCKED: "block"}.get(outcome.kind,
+                                                                    "validation_error"),
+            ANNOTATION_RECORD_SEQ: str(record.seq),
+            ANNOTATION_POLICY: f"{bundle.name} v{bundle.version}",
+        })
+        self._annotate_index[record.seq] = (outcome.model, outcome.version)
+        if outcome.kind is OutcomeKind.BLOCKED:
+            reasons = [] if record.decision is None else [
+                str(x.get("message", x.get("rule", ""))) for x in record.decision.violations]
+            self.notifier.fire("promotion_blocked", record=record,
+                               reason="; ".join(reasons) or "blocked by policy",
+                               details={"stage": outcome.stage, "seq": record.seq,
+                                        "rules": [str(x.get("rule", "")) for x in
+                                                  (record.decision.violations
+                                                   if record.decision else ())]})
+
+    def _annotate(self, model: str, version: str, tags: dict[str, str]) -> None:
+        try:
+            self.registry.annotate(model, version, tags)
+        except WardenError as exc:
+            _log.warning("could not write the decision back to the registry",
+                         extra={"fields": {"model": model, "version": version,
+                                           "error": exc.message}})
+
+    def _govern_production(self) -> None:
+        bundle = self.policy.enforceable(self.now())
+        if bundle is None or not self.production.monitors:
+            return  # no policy in force: windows wait unrecorded (fail closed)
+        engine = self._engine_for(bundle)
+        notices = self.production.step(bundle=bundle, engine=engine, now=self.now(),
+                                       decided=self.governor.decided())
+        for n in notices:
+            self.notifier.fire(n.event, record=n.record, reason=n.reason,
+                               evidence_path=n.evidence_path, details=n.details,
+                               retrain=n.model.retrain if n.retrain else None)
 
     # -- hub: push, witness, heartbeat ------------------------------------------------------
 
@@ -500,6 +632,10 @@ class Agent:
                 # acks[i] answers envelopes[i] (protos.types.AppendResult).
                 self.outbox.acknowledge_many(
                     (e.seq, a.index) for e, a in zip(batch, result.acks, strict=True))
+                for e, a in zip(batch, result.acks, strict=True):
+                    named = self._annotate_index.pop(e.seq, None)
+                    if named is not None:
+                        self._annotate(*named, {ANNOTATION_LEDGER_INDEX: str(a.index)})
             except LedgerError as exc:
                 self.witness.ack_conflict(exc, self.outbox, now=self.now())
                 self._push_failed()
@@ -569,7 +705,7 @@ class Agent:
             return
         fixed = ("node_id", "hub", "ca", "state_dir", "node_key", "passphrase_file",
                  "registry", "root", "insecure", "policy_name", "hub_origin",
-                 "outbox_max_bytes")
+                 "outbox_max_bytes", "registry_kind", "mlflow", "metrics_listen")
         changed = [k for k in fixed if getattr(new, k) != getattr(self.config, k)]
         if changed:
             _log.error("reload refused: these keys need a restart; keeping the running "

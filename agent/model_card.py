@@ -63,15 +63,18 @@ if TYPE_CHECKING:
     from agent.registry import ModelManifest
 
 __all__ = [
+    "CARDS_DIR",
     "EVIDENCE_SCHEMA",
     "HTML_FILE",
     "MARKDOWN_FILE",
     "SECTIONS",
     "ModelCard",
     "render_model_card",
+    "card_dir",
     "write_model_card",
 ]
 
+CARDS_DIR = "cards"
 MARKDOWN_FILE = "model_card.md"
 HTML_FILE = "model_card.html"
 EVIDENCE_SCHEMA = "warden.evidence/v1"
@@ -560,14 +563,22 @@ def _advice(advice: Mapping[str, Any] | None) -> dict[str, Any] | None:
         ("Method", _fmt(advice.get("method"))),
         ("Constraint", _fmt(advice.get("constraint"))),
         ("Outcome", verdict),
-        ("Accuracy after mitigation", _fmt(_number(advice.get("accuracy"), "advice.accuracy"))),
+        ("Accuracy before mitigation",
+         _fmt(_number(advice.get("accuracy_before"), "advice.accuracy_before"))),
+        ("Accuracy after mitigation",
+         _fmt(_number(advice.get("accuracy_after"), "advice.accuracy_after"))),
     ]
-    known = {"method", "constraint", "feasible", "accuracy", "metrics"}
+    known = {"method", "constraint", "feasible", "accuracy_before", "accuracy_after",
+             "metrics_before", "metrics_after"}
     fields += [kv for k in sorted(advice) if k not in known for kv in _flatten(k, advice[k])]
-    metrics = _opt_obj(advice.get("metrics"), "advice.metrics")
+    before = _opt_obj(advice.get("metrics_before"), "advice.metrics_before") or {}
+    after = _opt_obj(advice.get("metrics_after"), "advice.metrics_after") or {}
+    names = sorted({*before, *after})
     return {
         "fields": fields,
-        "metrics": None if not metrics else _table(("Metric", "Value"), _flatten("", metrics)),
+        "metrics": None if not names else _table(
+            ("Metric", "Before", "After"),
+            [(n, _fmt(before.get(n)), _fmt(after.get(n))) for n in names]),
     }
 
 
@@ -852,6 +863,12 @@ def _storage_error(path: Path, exc: OSError) -> StorageUnavailableError:
         return StorageFullError(f"{path}: cannot write the model card ({reason})",
                                 hint="free disk space")
     return StorageUnavailableError(f"{path}: cannot write the model card ({reason})")
+
+
+def card_dir(state_dir: Path, model: str, version: str) -> Path:
+    """Where the node keeps the card (and the drift reports) of one model version:
+    ``state_dir/cards/<model>/<version>/`` (model and version are registry-checked names)."""
+    return state_dir / CARDS_DIR / model / version
 
 
 def write_model_card(card: ModelCard, directory: Path) -> tuple[Path, Path]:

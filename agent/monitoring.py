@@ -554,6 +554,19 @@ class Monitor:
         """Load the profile and check ``columns`` against it (imports the checks)."""
         self._reference()
 
+    def window_table(self, result: WindowResult, columns: Sequence[str]) -> pa.Table:
+        """The spooled rows of ``result``'s window (``columns`` only), for a report on the
+        same rows the result judged. Only until the result is committed: the spool of a
+        finished window is removed. Raises :class:`NotFoundError` for a window not held."""
+        import pyarrow as pa
+
+        w = self._load().window(to_us(result.window_start), to_us(result.window_end))
+        if w is None or result.kind == "input":
+            raise NotFoundError(f"model {self.model.name!r}: no spooled window "
+                                f"{format_time(result.window_start)}–"
+                                f"{format_time(result.window_end)}")
+        return pa.table({c: _window_column(self.dir, w.parts, c) for c in columns})
+
     # -- state ----------------------------------------------------------------------------
 
     def _load(self) -> MonitorState:

@@ -549,7 +549,7 @@ def fairness_advice(
     acc_before, acc_after = metrics_before["accuracy"], metrics_after["accuracy"]
     assert isinstance(acc_before, float) and isinstance(acc_after, float)
     verdict = (
-        f"a {constraint.replace('_', ' ')} post-processing meets every threshold checked at "
+        f"the {constraint.replace('_', ' ')} post-processing meets every threshold checked at "
         f"accuracy {acc_after:.4f} (model: {acc_before:.4f})" if feasible else
         f"the {constraint.replace('_', ' ')} post-processing still misses "
         f"{', '.join(failing)} (accuracy {acc_after:.4f}; model: {acc_before:.4f})"

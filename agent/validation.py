@@ -7,8 +7,17 @@ validation data, builds the policy input (:func:`agent.policy_input.build_policy
 and evaluates it under the engine given. ``warden agent validate`` is this step alone.
 
 :class:`Governor` acts on validations for the daemon: for every complete version of a
-configured model not yet decided (:meth:`Governor.pending`) it validates, appends the signed
-record to the outbox, and only then moves the stage pointer (:meth:`Governor.govern`).
+configured model not yet decided (:meth:`Governor.pending`) it validates, writes the model
+card, appends the signed records to the outbox, and only then moves the stage pointer
+(:meth:`Governor.govern`).
+
+The model card of a validated version (:mod:`agent.model_card`: Markdown and HTML from the
+manifest, the evidence, the decision and, after a fairness block, the mitigation advice) is
+written to ``state_dir/cards/<model>/<version>/`` (:func:`agent.model_card.card_dir`) and
+stays at the node; the ``model_validated`` record carries the files' names and SHA-256s.
+The advice (:func:`agent.reports.fairness_advice`, fairlearn's ``ThresholdOptimizer``) runs
+only when the policy denied with a fairness disparity rule and the artefact is a model; it
+is advisory: its failure is noted in the record and the card, never a change of decision.
 
 What a version directory may hold (besides the registry's manifest, artefact and ``READY``):
 a model card named one of :data:`MODEL_CARD_NAMES` (the first present is used); without one
@@ -24,8 +33,17 @@ temporary one, and drift compares the node's file itself against the reference.
 
 Invariants:
 
-* Records before actions: a stage pointer moves only after the ``promote`` record naming
-  that version, bundle and decision is committed to the outbox; a ``block`` moves nothing.
+* Records before actions, in this order: ``model_validated`` (the evidence's digest, the
+  card's digests, the decision, the advice), then ``promote`` or ``block`` (the full
+  aggregate evidence, the card's digests again), then — for a promotion only — the stage
+  pointer. A pointer moves only after both records are committed; a ``block`` moves nothing.
+  The card files are written before either record, so a record never names a card that
+  was not written; a card that cannot be rendered (malformed evidence) is recorded as
+  ``model_card: {"error": ...}`` and governance goes on.
+* ``evidence_sha256`` in ``model_validated`` is the SHA-256 of the RFC 8785 canonical JSON
+  of the evidence the card was rendered from: the decision record's ``evidence`` without
+  its ``model_card`` key (the checks' document plus ``policy_input``); the card shows the
+  same digest.
 * Every decision record pins the bundle (``policy``: name, version, digest) and
   ``evidence.policy_input.sha256``, the SHA-256 of the RFC 8785 canonical JSON of the exact
   policy input evaluated; that input is kept at ``state_dir/inputs/<sha256>.json`` (those
@@ -34,8 +52,9 @@ Invariants:
   :class:`~trust.policy.decision.Decision` and ``warden policy eval`` report): a
   :class:`~trust.policy.bundle.PolicyBundle` keeps no raw envelope bytes to hash, and the
   payload digest names the policy content whoever cosigned it.
-* Evidence carries aggregates only (the checks' evidence document, plus the input's digest
-  and projection); the policy input file holds the same evidence, nothing row-level.
+* Evidence carries aggregates only (the checks' evidence document, the input's digest and
+  projection, digests of the card, the advice's metrics); the policy input file holds the
+  same evidence, nothing row-level.
 * A version that cannot be validated — manifest missing or garbled, artefact missing,
   altered or unloadable, validation data without the label column, a pickle the node does
   not trust, a policy evaluation error — gets one signed ``validation_error`` record (subject
@@ -48,26 +67,30 @@ Invariants:
   :func:`validate_version`, which the governor turns into a ``block`` record whose decision
   carries the one violation ``agent.stage_not_allowed`` (no policy input; the policy was
   not asked).
-* Storage errors (outbox or registry full/unavailable, the input file or the state not
-  writable) are never recorded as a version's fault: they propagate, the version stays
-  pending, and the daemon retries on a later pass.
+* Storage errors (outbox or registry full/unavailable, the input file, the card or the
+  state not writable) are never recorded as a version's fault: they propagate, the version
+  stays pending, and the daemon retries on a later pass. The card is written before any
+  record, so a card directory that is not writable leaves no record at all.
 * The decided state (``state_dir/decisions.json``) is replaced atomically *after* the
-  action. A crash between the record and the state save re-validates that version on the
-  next pass: this can yield a second record for the same version (and, for a promotion,
-  sets the same pointer again), never an action without a record. A state file that cannot
-  be read is refused (``StorageUnavailableError``), never taken as "nothing decided": that
-  would re-decide every version and could move a pointer back to an old one.
+  action. A crash (or a storage error) between the first record and the state save
+  re-validates that version on the next pass: this can yield a second ``model_validated``
+  and decision record for the same version, each pinning the card then rewritten (and, for
+  a promotion, sets the same pointer again), never an action without its records. A state
+  file that cannot be read is refused (``StorageUnavailableError``), never taken as "nothing
+  decided": that would re-decide every version and could move a pointer back to an old one.
 * A half-written version directory (no ``READY``) is not listed by the registry, so it is
   not pending; it becomes pending once ``READY`` appears.
 
-Importing this module is light (no NumPy, pyarrow, jsonschema or regopy): the idle daemon
-imports it; the checks load when a version is validated.
+Importing this module is light (no NumPy, pyarrow, jsonschema, regopy or Jinja2): the idle
+daemon imports it; the checks, the card renderer and fairlearn load when a version needs
+them.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import importlib.util
 import logging
 import shutil
 import tempfile
@@ -100,6 +123,7 @@ from trust.stream import GENESIS_PREV
 from trust.timeutil import format_time
 
 if TYPE_CHECKING:
+    from agent.model_card import ModelCard
     from trust.policy.bundle import PolicyBundle, UnverifiedPolicyBundle
     from trust.policy.engine import PolicyEngine
 
@@ -127,6 +151,19 @@ STAGE_RULE = "agent.stage_not_allowed"
 # bloating the ledger (the full text is in the agent's log).
 _MAX_MESSAGE = 1000
 _ZERO_DIGEST = Sha256(GENESIS_PREV)
+# The trainer's card is quoted verbatim in the node's card; a bound keeps a pathological
+# one from making the node's card huge (it is then named, not quoted).
+_MAX_TRAINER_CARD = 1 << 20
+# The fairness rules a post-processing of the model's decisions can address
+# (agent.reports.constraint_for): disparities, not missing or unmeasurable evidence.
+_DISPARITY_RULES = frozenset({
+    "fairness.demographic_parity_difference",
+    "fairness.demographic_parity_ratio",
+    "fairness.equalized_odds_difference",
+    "fairness.equal_opportunity_difference",
+    "fairness.four_fifths_rule",
+})
+NO_FAIRLEARN = "fairlearn is not installed (pip install 'warden[reports]')"
 
 
 class StageNotAllowedError(UsageError):
@@ -338,6 +375,13 @@ class Outcome:
     stage: str | None = None
     validation: Validation | None = None
     error: str | None = None
+    # The model card written for the version (Markdown, HTML), when one was rendered.
+    card_paths: tuple[Path, Path] | None = None
+    # The ``model_validated`` record appended before ``record`` (None: not validated).
+    validated_record: AuditRecord | None = None
+    # The fairness advice as recorded (``Advice.to_dict()``, ``{"skipped": reason}`` or
+    # ``{"error": message}``); None when the decision did not call for any.
+    advice: Mapping[str, Any] | None = None
 
 
 def _storage_error(path: Path, exc: OSError, what: str) -> StorageUnavailableError:
@@ -464,7 +508,7 @@ class Governor:
             self.log.exception("model version validation failed unexpectedly",
                                extra={"fields": {"model": model.name, "version": version}})
             return self._error(model, version, mv, exc, policy, now)
-        return self._decide(validation, policy, now)
+        return self._decide(validation, policy, bundle.data, now)
 
     def _save_input(self, validation: Validation) -> Path:
         path = self.inputs_dir / f"{validation.input_sha256}.json"
@@ -475,7 +519,8 @@ class Governor:
             raise _storage_error(path, exc, "cannot save the policy input") from None
         return path
 
-    def _decide(self, v: Validation, policy: PolicyRef, now: datetime) -> Outcome:
+    def _decide(self, v: Validation, policy: PolicyRef, thresholds: Mapping[str, Any],
+                now: datetime) -> Outcome:
         mv, d = v.version, v.decision
         subject = Subject(mv.name, mv.version, mv.artefact_sha256)
         path = self._save_input(v)  # content-addressed: rewriting it on a retry is harmless
@@ -485,30 +530,182 @@ class Governor:
             "policy_input": {"sha256": v.input_sha256, "projection": projection,
                              "projected_sha256": d.projected_sha256},
         }
-        event = EventType.PROMOTE if d.allow else EventType.BLOCK
         try:
+            # Before anything is written: evidence no record can hold (a non-finite number)
+            # is a validation_error, not a model_validated record without its decision.
+            evidence_sha256 = sha256_hex(canonical_json(evidence))
+        except FormatError as exc:
+            return self._error(v.model, mv.version, mv, exc, policy, now)
+        decision = Decision(d.allow, tuple(_violations(d)))
+        advice = self._advice(v, thresholds)
+        card, card_error = self._render_card(v, evidence, policy, advice, now)
+        card_paths: tuple[Path, Path] | None = None
+        if card is not None:
+            from agent.model_card import card_dir, write_model_card
+
+            # Storage errors propagate: nothing is recorded yet, the version stays pending.
+            card_paths = write_model_card(card, card_dir(self.config.state_dir, mv.name,
+                                                         mv.version))
+            card_doc: dict[str, Any] = {
+                "markdown": {"name": card_paths[0].name, "sha256": card.markdown_sha256},
+                "html": {"name": card_paths[1].name, "sha256": card.html_sha256},
+            }
+            digests: dict[str, Any] = {"markdown_sha256": card.markdown_sha256,
+                                       "html_sha256": card.html_sha256}
+        else:
+            card_doc = digests = {"error": _short(card_error or "")}
+        try:
+            validated = self.outbox.append(
+                event=EventType.MODEL_VALIDATED, subject=subject, now=now, policy=policy,
+                decision=decision,
+                evidence={"evidence_sha256": evidence_sha256,
+                          "policy_input": evidence["policy_input"],
+                          "model_card": card_doc,
+                          "decision": {"allow": d.allow,
+                                       "violations": [x.rule for x in d.violations]},
+                          "advice": advice},
+            )
+            event = EventType.PROMOTE if d.allow else EventType.BLOCK
             record = self.outbox.append(event=event, subject=subject, now=now, policy=policy,
-                                        decision=Decision(d.allow, tuple(_violations(d))),
-                                        evidence=evidence)
+                                        decision=decision,
+                                        evidence={**evidence, "model_card": digests})
         except StorageUnavailableError:
             raise
-        except FormatError as exc:  # e.g. evidence too large for a record: never promote
+        except FormatError as exc:  # not expected (checked above): never promote
             return self._error(v.model, mv.version, mv, exc, policy, now)
         fields = {"model": mv.name, "version": mv.version, "stage": v.target_stage,
-                  "seq": record.seq, "input_sha256": v.input_sha256, "input": str(path),
+                  "seq": record.seq, "validated_seq": validated.seq,
+                  "input_sha256": v.input_sha256, "input": str(path),
+                  "model_card": None if card_paths is None else str(card_paths[0]),
                   "policy": f"{policy.name} v{policy.version}"}
         if d.allow:
-            self.registry.set_stage(mv.name, v.target_stage, mv.version)  # after the record
+            self.registry.set_stage(mv.name, v.target_stage, mv.version)  # after the records
             kind = OutcomeKind.PROMOTED
             self.log.info("model version promoted", extra={"fields": fields})
         else:
             kind = OutcomeKind.BLOCKED
+            if advice is not None:
+                fields["advice"] = (advice["note"] if "note" in advice
+                                    else advice.get("skipped") or advice.get("error"))
             self.log.warning("model version blocked by policy", extra={"fields": {
                 **fields, "violations": [x.rule for x in d.violations]}})
-        self._mark(mv.name, mv.version, {"outcome": kind.value, "seq": record.seq,
-                                         "stage": v.target_stage, "time": format_time(now),
-                                         "input_sha256": v.input_sha256})
-        return Outcome(mv.name, mv.version, kind, record, v.target_stage, v)
+        self._mark(mv.name, mv.version, {
+            "outcome": kind.value, "seq": record.seq, "validated_seq": validated.seq,
+            "stage": v.target_stage, "time": format_time(now), "input_sha256": v.input_sha256,
+            "model_card_sha256": None if card is None else card.markdown_sha256,
+        })
+        return Outcome(mv.name, mv.version, kind, record, v.target_stage, v,
+                       card_paths=card_paths, validated_record=validated, advice=advice)
+
+    def _render_card(
+        self, v: Validation, evidence: Mapping[str, Any], policy: PolicyRef,
+        advice: Mapping[str, Any] | None, now: datetime,
+    ) -> tuple[ModelCard | None, str | None]:
+        """The version's model card, or None and why it could not be rendered."""
+        from agent.model_card import render_model_card
+
+        mv = v.version
+        try:
+            card = render_model_card(
+                manifest=mv.manifest, evidence=evidence, decision=v.decision.to_dict(),
+                policy=policy, node_id=self.config.node_id, generated_at=now, advice=advice,
+                trainer_card=self._trainer_card(mv),
+            )
+        except FormatError as exc:  # malformed evidence: the decision still stands
+            self.log.error("model card could not be rendered; recorded without it",
+                           extra={"fields": {"model": mv.name, "version": mv.version,
+                                             "error": exc.message}})
+            return None, exc.message
+        return card, None
+
+    def _trainer_card(self, mv: ModelVersion) -> str | None:
+        """The text of the card the trainer shipped (:data:`MODEL_CARD_NAMES`), if any and if
+        it is UTF-8 text of a sensible size; quoted verbatim in the node's card."""
+        path = _model_card(mv.directory)
+        if path is None:
+            return None
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise _storage_error(path, exc, "cannot read the trainer's model card") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is None or len(data) > _MAX_TRAINER_CARD:
+            self.log.warning("trainer's model card not quoted in the node's card", extra={
+                "fields": {"model": mv.name, "version": mv.version, "file": str(path),
+                           "reason": "not UTF-8 text" if text is None
+                           else f"larger than {_MAX_TRAINER_CARD} bytes"}})
+            return None
+        return text
+
+    def _advice(self, v: Validation, thresholds: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Fairness mitigation advice for a version the policy denied for fairness.
+
+        None when the decision did not deny for fairness; ``{"skipped": reason}`` when no
+        advice can be had (a predictions artefact, only missing or unmeasurable evidence,
+        fairlearn not installed); ``{"error": message}`` when fairlearn could not give it;
+        else :meth:`agent.reports.Advice.to_dict`. Never raises: the advice is advisory and
+        the block stands whatever happens here.
+        """
+        d, mv, model = v.decision, v.version, v.model
+        fired = [x for x in d.violations if x.rule.startswith("fairness.")]
+        if d.allow or not fired:
+            return None
+        if mv.manifest.artefact_kind is ArtefactKind.PREDICTIONS:
+            return {"skipped": "a predictions artefact has no model to post-process"}
+        disparities = [x for x in fired if x.rule in _DISPARITY_RULES]
+        if not disparities:
+            return {"skipped": "no fairness disparity to post-process (violations: "
+                    + ", ".join(sorted({x.rule for x in fired})) + ")"}
+        if importlib.util.find_spec("fairlearn") is None:
+            return {"skipped": NO_FAIRLEARN}
+        sensitive = self._advice_feature(v, disparities)
+        if sensitive is None:
+            return {"skipped": "no single sensitive column of the node's data to post-process "
+                    "for (the disparity is in an intersection or unnamed)"}
+        from agent.reports import constraint_for, fairness_advice
+
+        fields = {"model": mv.name, "version": mv.version, "sensitive": sensitive}
+        try:
+            advice = fairness_advice(
+                model=mv.artefact_path, data=model.data, label=model.label,
+                sensitive=sensitive, thresholds=thresholds,
+                constraint=constraint_for([x.rule for x in fired]), pos_label=model.pos_label,
+                features=mv.manifest.features, trust_pickle=model.trust_pickle,
+                min_group_size=model.min_group_size,
+            )
+            doc = advice.to_dict()
+            canonical_json(doc)  # it goes in a record: refuse here what a record refuses
+        except ImportError as exc:  # part of the reports extra missing (pandas, sklearn)
+            return {"skipped": f"{exc.name or 'a library'} is not installed "
+                    "(pip install 'warden[reports]')"}
+        except WardenError as exc:
+            self.log.warning("fairness advice could not be computed", extra={
+                "fields": {**fields, "error": exc.message}})
+            return {"error": _short(exc.message)}
+        except Exception as exc:  # noqa: BLE001 - advisory only: the block stands regardless
+            self.log.exception("fairness advice failed unexpectedly", extra={"fields": fields})
+            return {"error": _short(f"{type(exc).__name__}: {exc}")}
+        return doc
+
+    @staticmethod
+    def _advice_feature(v: Validation, disparities: Sequence[Any]) -> str | None:
+        """The first configured sensitive column a disparity violation names (the standard
+        library's messages start with ``"<feature>: "``); failing that, the first one whose
+        fairness evidence was measurable."""
+        for feature in v.model.sensitive:
+            if any(x.message.startswith(f"{feature}: ") for x in disparities):
+                return feature
+        fairness = v.evidence.get("fairness")
+        if not isinstance(fairness, Mapping):
+            return None
+        for feature in v.model.sensitive:
+            entry = fairness.get(feature)
+            if isinstance(entry, Mapping) and entry.get("unmeasurable") is None:
+                return feature
+        return None
 
     def _refuse(self, model: ModelConfig, mv: ModelVersion, exc: StageNotAllowedError,
                 policy: PolicyRef, now: datetime) -> Outcome:

@@ -214,17 +214,26 @@ def test_two_agents_govern_publish_and_survive_a_hub_outage(
         recs = _records(entries, node_id, key.public)
         assert [r.seq for r in recs] == list(range(1, heads[node_id] + 1)), node_id
         events[node_id] = [(r.event, r.subject.version) for r in recs]
+    # Each validated version: model_validated (card digests, advice), then its decision.
+    validated = EventType.MODEL_VALIDATED
     assert events["emea-1"] == [
-        (EventType.POLICY_APPLIED, "1"), (EventType.PROMOTE, "1.0.0"),
-        (EventType.POLICY_APPLIED, "2"), (EventType.PROMOTE, "1.1.0")], events
+        (EventType.POLICY_APPLIED, "1"), (validated, "1.0.0"), (EventType.PROMOTE, "1.0.0"),
+        (EventType.POLICY_APPLIED, "2"), (validated, "1.1.0"), (EventType.PROMOTE, "1.1.0"),
+    ], events
     assert events["apac-1"] == [
-        (EventType.POLICY_APPLIED, "1"), (EventType.BLOCK, "1.0.0"),
-        (EventType.POLICY_APPLIED, "2"), (EventType.PROMOTE, "1.1.0")], events
-    [block] = [r for r in _records(entries, "apac-1", node_keys["apac-1"].public)
-               if r.event is EventType.BLOCK]
+        (EventType.POLICY_APPLIED, "1"), (validated, "1.0.0"), (EventType.BLOCK, "1.0.0"),
+        (EventType.POLICY_APPLIED, "2"), (validated, "1.1.0"), (EventType.PROMOTE, "1.1.0"),
+    ], events
+    apac = _records(entries, "apac-1", node_keys["apac-1"].public)
+    [block] = [r for r in apac if r.event is EventType.BLOCK]
     assert block.decision is not None and block.decision.allow is False
     assert {v["rule"] for v in block.decision.violations} >= {
         "fairness.demographic_parity_difference"}
+    # The fairness block's model_validated record carries fairlearn's advice.
+    [blocked_validation] = [r for r in apac if r.event is validated
+                            and r.subject.version == "1.0.0"]
+    assert blocked_validation.evidence["advice"]["method"] == \
+        "fairlearn.postprocessing.ThresholdOptimizer"
     # Aggregates only: no applicant of either node's data appears in any record.
     ids = [pq.read_table(p, columns=["applicant_id"])["applicant_id"].to_pylist()
            for p in data.values()]

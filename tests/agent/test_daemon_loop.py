@@ -103,8 +103,8 @@ def test_once_applies_governs_pushes_proves_and_prunes(enrolled: tuple[Node, obj
         agent.close()
     assert DirectoryRegistry(node.config.registry).current(NAME, "staging") == "1.0"
     events = [r.event for r in _records(node.config, node.world, hub)]
-    assert events == [EventType.POLICY_APPLIED, EventType.PROMOTE]
-    assert [r.seq for r in _records(node.config, node.world, hub)] == [1, 2]
+    assert events == [EventType.POLICY_APPLIED, EventType.MODEL_VALIDATED, EventType.PROMOTE]
+    assert [r.seq for r in _records(node.config, node.world, hub)] == [1, 2, 3]
     # The heartbeat told the hub which agent and policy version run here.
     (beat,) = hub.state.store.heartbeats()  # type: ignore[attr-defined]
     assert (beat.node_id, beat.policy_name, beat.policy_version) == ("emea-1", "standard", 1)
@@ -127,7 +127,7 @@ def test_an_unreachable_hub_delays_the_push_never_the_governance(
     offline.open()
     try:
         result = offline.run_once(1.0)
-        assert not result.ok and result.pending == 1
+        assert not result.ok and result.pending == 2  # model_validated, promote
         assert "not acknowledged" in result.message
     finally:
         offline.close()
@@ -141,8 +141,10 @@ def test_an_unreachable_hub_delays_the_push_never_the_governance(
         finally:
             back.close()
         recs = _records(node.config, world, again)
-    assert [r.seq for r in recs] == [1, 2]  # policy_applied (online), promote (offline)
-    assert recs[-1].event is EventType.PROMOTE and recs[-1].subject.version == "1.1"
+    # policy_applied (online); model_validated and promote (offline)
+    assert [(r.seq, r.event) for r in recs] == [
+        (1, EventType.POLICY_APPLIED), (2, EventType.MODEL_VALIDATED), (3, EventType.PROMOTE)]
+    assert recs[-1].subject.version == "1.1" and recs[-2].subject.version == "1.1"
 
 
 def test_a_second_agent_on_the_same_state_dir_is_refused(

@@ -58,8 +58,10 @@ ADVICE = {
     "method": "ThresholdOptimizer",
     "constraint": "demographic_parity",
     "feasible": True,
-    "accuracy": 0.8312,
-    "metrics": {"demographic_parity_difference": 0.0123, "selection_rate": {"F": 0.5, "M": 0.51}},
+    "accuracy_before": 0.8511,
+    "accuracy_after": 0.8312,
+    "metrics_before": {"demographic_parity_difference": 0.1234},
+    "metrics_after": {"demographic_parity_difference": 0.0123},
 }
 DRIFT_REPORT = {"file": "drift_report.html", "sha256": "d" * 64}
 TRAINER_CARD = (
@@ -348,7 +350,9 @@ def test_advice_shown_only_when_given(world: World, card: ModelCard) -> None:
     assert "- **Constraint:** demographic\\_parity" in card.markdown
     assert "- **Accuracy after mitigation:** 0.8312" in card.markdown
     assert "a post-processing of the model&#39;s scores exists" in card.html
-    assert md_rows(card.markdown, md("selection_rate.F")) == [[md("selection_rate.F"), "0.5000"]]
+    assert "- **Accuracy before mitigation:** 0.8511" in card.markdown
+    name = md("demographic_parity_difference")
+    assert [name, "0.1234", "0.0123"] in md_rows(card.markdown, name)
     infeasible = render(world, advice={**ADVICE, "feasible": False})
     assert "no post-processing of the model's scores was found" in infeasible.markdown
     without = render(world, advice=None)
@@ -505,7 +509,8 @@ def _bad(world: World) -> dict[str, tuple[dict[str, Any], str]]:
         "violation rule not text": ({"decision": {"allow": False, "violations": [
             {"rule": 3, "message": "m", "severity": "high"}]}}, r"decision.violations\[0\].rule"),
         "naive time": ({"generated_at": NOW.replace(tzinfo=None)}, "generated_at"),
-        "advice accuracy text": ({"advice": {**ADVICE, "accuracy": "good"}}, "advice.accuracy"),
+        "advice accuracy text": ({"advice": {**ADVICE, "accuracy_after": "good"}},
+                                 "advice.accuracy_after"),
         "drift report without digest": ({"drift_report": {"file": "r.html"}},
                                         "drift_report.sha256"),
     }

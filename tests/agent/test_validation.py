@@ -292,7 +292,8 @@ def test_promote_records_first_then_moves_the_pointer(world: World, node: Node) 
     outcome = node.govern(world, "1")
     assert outcome.kind is OutcomeKind.PROMOTED
     assert node.registry.current(NAME, "staging") == "1"  # CheckingRegistry saw the record
-    [record] = node.records()
+    validated, record = node.records()  # model_validated first, then the decision
+    assert validated.event is EventType.MODEL_VALIDATED and validated.seq < record.seq
     assert record.event is EventType.PROMOTE
     assert record.subject.to_obj() == {"model": NAME, "version": "1",
                                        "artifact_sha256": outcome.validation.version.
@@ -318,7 +319,8 @@ def test_a_denied_version_is_blocked_with_its_violations(world: World, node: Nod
     outcome = node.govern(world, "1")
     assert outcome.kind is OutcomeKind.BLOCKED
     assert node.registry.stages(NAME) == {}
-    [record] = node.records()
+    validated, record = node.records()
+    assert validated.event is EventType.MODEL_VALIDATED and validated.decision == record.decision
     assert record.event is EventType.BLOCK and record.decision is not None
     assert record.decision.allow is False
     rules = {v["rule"] for v in record.decision.violations}
@@ -342,7 +344,8 @@ def test_saved_input_replays_with_policy_eval(
 ) -> None:
     publish(world, node.models, "1", stage=stage)
     outcome = node.govern(world, "1")
-    [record] = node.records()
+    validated, record = node.records()
+    assert validated.evidence["policy_input"] == record.evidence["policy_input"]
     digest = record.evidence["policy_input"]["sha256"]
     saved = node.dir / INPUTS_DIR / f"{digest}.json"
     assert hashlib.sha256(saved.read_bytes()).hexdigest() == digest
@@ -567,7 +570,9 @@ def test_outbox_storage_errors_leave_the_version_pending(
     assert node.registry.stages(NAME) == {} and node.records() == []
     assert node.governor.pending() == [(node.model, "1")]  # retried on a later pass
     node.govern(world, "1")  # space again: decided now
-    assert len(node.records()) == 1 and node.governor.pending() == []
+    expected = ([EventType.MODEL_VALIDATED, EventType.PROMOTE] if case == "good version"
+                else [EventType.VALIDATION_ERROR])
+    assert [r.event for r in node.records()] == expected and node.governor.pending() == []
 
 
 def test_a_crash_after_the_record_revalidates_never_acts_unrecorded(
@@ -577,12 +582,12 @@ def test_a_crash_after_the_record_revalidates_never_acts_unrecorded(
     node.registry.fail_next_set = StorageUnavailableError("stages/staging: read-only")
     with pytest.raises(StorageUnavailableError):
         node.govern(world, "1")
-    assert [r.event for r in node.records()] == [EventType.PROMOTE]
+    assert [r.event for r in node.records()] == [EventType.MODEL_VALIDATED, EventType.PROMOTE]
     assert node.registry.stages(NAME) == {}
     assert node.governor.pending() == [(node.model, "1")]  # state not saved: re-validated
     node.govern(world, "1")
     # A second record for the same version (documented), and the pointer only after it.
-    assert [r.event for r in node.records()] == [EventType.PROMOTE, EventType.PROMOTE]
+    assert [r.event for r in node.records()] == [EventType.MODEL_VALIDATED, EventType.PROMOTE] * 2
     assert node.registry.current(NAME, "staging") == "1"
     assert node.governor.pending() == []
 
@@ -609,12 +614,14 @@ def test_records_and_saved_inputs_hold_no_raw_rows(
     publish(world, node.models, "4", artefact=("model.onnx", b"garbage"))
     for version in ("1", "2", "3", "4"):
         node.govern(world, version)
+    mv = EventType.MODEL_VALIDATED
     assert [r.event for r in node.records()] == [
-        EventType.PROMOTE, EventType.BLOCK, EventType.BLOCK, EventType.VALIDATION_ERROR]
+        mv, EventType.PROMOTE, mv, EventType.BLOCK, mv, EventType.BLOCK,
+        EventType.VALIDATION_ERROR]
     # The exact signed payloads, as the hub and any auditor receive them.
     texts = [dsse.from_bytes(e.envelope).payload.decode() for e in node.outbox.entries()]
     texts += [p.read_text() for p in (node.dir / INPUTS_DIR).iterdir()]
-    assert len(texts) == 4 + 3
+    assert len(texts) == 7 + 3
     for text in texts:
         assert ID_PREFIX not in text
     # Rows are only ever counted, never listed: no evidence value is a list as long as the data.
