@@ -186,6 +186,8 @@ class Agent:
                                             agent_version=AGENT_VERSION)
                 self._metrics_server = self.metrics.serve(config.metrics_listen,
                                                           where="metrics_listen")
+                _log.info("metrics served", extra={"fields": {
+                    "address": self._metrics_server.address}})
             self._make_governor()
             self.client = hub_client(config, key)
         except BaseException:

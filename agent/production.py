@@ -319,8 +319,12 @@ class ProductionWatch:
         decision = None
         alert_rules: list[dict[str, str]] = []
         if result.kind == "drift" and result.status == "evaluated":
+            # Sections a window does not measure (fairness, lineage, ...) are left out, not
+            # null: the policy's rules iterate the sections that are there.
+            window_evidence = {k: v for k, v in result.as_check_evidence().items()
+                               if v is not None}
             policy_input = build_policy_input(
-                result.as_check_evidence(), self._info(model, version), now=now,
+                window_evidence, self._info(model, version), now=now,
                 evidence_source=f"monitoring window {window['window']}",
                 allow_unnamed_evidence=True)
             judged = engine.evaluate(policy_input, now=now)

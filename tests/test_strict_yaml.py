@@ -32,3 +32,13 @@ def test_a_key_overriding_a_merged_one_is_valid_yaml() -> None:
 def test_the_callers_error_class_is_raised() -> None:
     with pytest.raises(ConfigError, match=r"hub\.yaml: not valid YAML"):
         strict_yaml.load("a: [\n", source="hub.yaml", error=ConfigError)
+
+
+def test_booleans_are_yaml_1_2_so_on_and_no_stay_words() -> None:
+    doc = strict_yaml.load("on: [drift_alert]\ncountry: NO\nanswer: yes\nflag: true\nother: False\n",
+               source="agent.yaml")
+    assert doc == {"on": ["drift_alert"], "country": "NO", "answer": "yes", "flag": True,
+                   "other": False}
+    import yaml
+
+    assert yaml.safe_load("on: 1") == {True: 1}  # PyYAML's own loader is left as it is

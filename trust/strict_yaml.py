@@ -6,12 +6,18 @@ readers. JSON is already read strictly (:func:`trust.canonical.loads_strict`); e
 file Warden reads (bundle manifests and data, ``hub.yaml``, ``agent.yaml``, model manifests
 and cards) goes through :func:`load` so the same rule holds there.
 
+Booleans are YAML 1.2's: only ``true``/``false`` (any case PyYAML knows: ``true``, ``True``,
+``TRUE``). PyYAML follows YAML 1.1, where ``on``, ``off``, ``yes``, ``no``, ``y`` and ``n``
+are booleans too — so a hook's ``on: [drift_alert]`` would become the key ``True``, and a
+country code ``NO`` the value ``False``. Those words are strings here.
+
 Errors are :class:`~trust.errors.FormatError` (or the class the caller passes) naming the
 source, the key and the line of its second occurrence.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -47,6 +53,17 @@ class _StrictLoader(yaml.SafeLoader):
                         f"found duplicate key {key!r}", key_node.start_mark)
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)  # type: ignore[arg-type]
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+# A copy without YAML 1.1's booleans (SafeLoader's own table stays as it is) ...
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [r for r in resolvers if r[0] != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+# ... and YAML 1.2's core-schema booleans instead.
+_StrictLoader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
 def load(text: str | bytes, *, source: str, error: type[WardenError] = FormatError) -> Any:
