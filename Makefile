@@ -26,10 +26,11 @@ protos: $(STAMP)
 
 # Each benchmark runs Warden and its peer on the same data in one run and prints the ratio.
 # BENCH_ARGS=--quick gives a short run of every one.
-BENCHES := fairness drift check_run_10m policy_eval merkle_proofs ledger_ingest agent_decision agent
+BENCHES := fairness drift check_run_10m policy_eval merkle_proofs ledger_ingest agent_decision agent \
+           monitoring
 BENCH_ARGS ?=
 
-## make bench: every benchmark, Warden beside its peer, ratios printed (~8 min in full)
+## make bench: every benchmark, Warden beside its peer, ratios printed (~10 min in full)
 bench: $(STAMP)
 	@for b in $(BENCHES); do echo "== bench/$$b.py $(BENCH_ARGS)"; $(PY) bench/$$b.py $(BENCH_ARGS) || exit 1; done
 

@@ -3,7 +3,7 @@
 :class:`AgentMetrics` holds one node's metrics in its own
 :class:`prometheus_client.CollectorRegistry` (never the process-global one, so two agents in
 one process — tests — never share a series); :meth:`AgentMetrics.serve` exposes it over HTTP
-(``prometheus_client.start_http_server``) at ``metrics.listen`` in ``agent.yaml``. What is
+(``prometheus_client.start_http_server``) at ``metrics_listen`` in ``agent.yaml``. What is
 exported (one agent = one scrape target: Prometheus adds ``instance`` and ``job``, so no
 series carries a node label; ``warden_agent_info`` names the node):
 
@@ -423,7 +423,7 @@ class AgentMetrics:
         """Whether the node holds evidence of hub misbehaviour (the witness is halted)."""
         self._misbehaviour.set(1 if halted else 0)
 
-    def serve(self, listen: str, *, where: str = "metrics.listen") -> MetricsServer:
+    def serve(self, listen: str, *, where: str = "metrics_listen") -> MetricsServer:
         """Serve ``/metrics`` (any path) over HTTP at ``listen`` (``HOST:PORT``; port 0: any).
 
         Raises :class:`~trust.errors.ConfigError` naming ``where`` and the address when it
@@ -436,7 +436,7 @@ class AgentMetrics:
             reason = exc.strerror or str(exc) or type(exc).__name__
             raise ConfigError(
                 f"{where}: cannot listen on {listen!r}: {reason}",
-                hint="choose a free port on an address of this host, or remove metrics.listen",
+                hint="choose a free port on an address of this host, or remove metrics_listen",
             ) from None
         return MetricsServer(server, thread)
 
@@ -467,7 +467,7 @@ class MetricsServer:
         self._thread.join(timeout=5)
 
 
-def _split_listen(value: Any, *, where: str, key: str = "metrics.listen") -> tuple[str, int]:
+def _split_listen(value: Any, *, where: str, key: str = "metrics_listen") -> tuple[str, int]:
     if isinstance(value, str):
         host, sep, port = value.rpartition(":")
         bracketed = host.startswith("[") and host.endswith("]")
@@ -485,7 +485,7 @@ def _split_listen(value: Any, *, where: str, key: str = "metrics.listen") -> tup
 def parse_listen(value: Any, *, where: str, key: str) -> str:
     """``value`` if it is a usable ``HOST:PORT`` for the metrics server, else ConfigError.
 
-    Key ``metrics.listen`` (string, optional, default: none — no metrics server): the address
+    Key ``metrics_listen`` (string, optional, default: none — no metrics server): the address
     the agent serves Prometheus metrics on, ``HOST:PORT`` with IPv6 hosts in brackets and a
     port in 0..65535 (0: any free port, for tests). The endpoint has no authentication and
     serves aggregates only; listen on a loopback or management address. The message names

@@ -284,3 +284,54 @@ def test_drift_in_production_rolls_back_and_retrains(
     assert stage_of(config, "production") == "1.0.0"
     assert agent.terminate() == 0
     assert [x for x in agent.errors()] == []
+
+
+def test_the_same_flow_on_an_mlflow_registry(
+    tmp_path: Path, hub: tuple[HubProcess, Trust], agents: Agents
+) -> None:
+    from tests.agent.mlflow_world import RUN_TAGS, MlflowWorld
+    from trust.record import EventType
+
+    h, trust = hub
+    world = MlflowWorld(tmp_path / "mlflow")
+    stage_tag = {"warden.target_stage": "production"}
+    first = world.log_version(MODEL, version_tags=stage_tag)
+    config = _node(tmp_path, h, trust, extra=(
+        "registry_kind: mlflow\n"
+        f"mlflow: {{tracking_uri: 'sqlite:///{world.db}',\n"
+        "         aliases: {production: champion, staging: challenger}}\n"))
+    # Lineage and documentation rules have their own tests on MLflow versions; here the
+    # run's lineage (training data on s3, which the node cannot hash) and no shipped
+    # card are accepted.
+    with h.client("compliance") as c:
+        c.publish(standard_bundle(trust, 1, **NO_APPROVALS, require_data_hash=False,
+                                  require_model_card=False,
+                                  approved_data_sources=[RUN_TAGS["data_uri"]]))
+    agent = agents.start(config, tee=tmp_path / "agent.log")
+    agent.wait_log(is_policy_applied(1), 20, "policy v1 applied")
+
+    def champion() -> str | None:
+        try:
+            return str(world.client.get_model_version_by_alias(MODEL, "champion").version)
+        except Exception:  # noqa: BLE001 - no alias yet
+            return None
+
+    wait_until(lambda: champion() == first, FIRST_DECISION_S, "version 1 is the champion")
+    # A version registered while the agent runs is governed on a later pass.
+    second = world.log_version(MODEL, version_tags=stage_tag)
+    wait_until(lambda: champion() == second, 60, "version 2 is the champion")
+
+    _drift_then_rollback(agent, config, current=second, previous=first)
+    assert champion() == first
+    wait_until(lambda: _drained(config), 30, "the outbox to drain")
+    records = _records(h, config)
+    _check_ledger(records, config, current=second, previous=first)
+    # The decision, its record and its ledger index written back as version tags.
+    [promote] = [r for r in records if r.event is EventType.PROMOTE
+                 and r.subject.version == second]
+    tags = wait_until(lambda: (t := world.client.get_model_version(MODEL, second).tags)
+                      .get("warden.ledger_index") and t, 30, "the ledger index tag")
+    assert tags["warden.decision"] == "promote"
+    assert tags["warden.record_seq"] == str(promote.seq)
+    assert tags["warden.policy"] == "standard v1"
+    assert agent.terminate() == 0
