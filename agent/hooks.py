@@ -13,8 +13,9 @@ Invariants:
   is a failed :class:`HookOutcome` with a one-line ``error``. :class:`HookRunner` runs hooks
   on its own threads, so a hook that hangs never blocks governance; its queue is bounded and
   a hook refused because the queue is full, or not run because the agent stopped, still
-  yields an outcome (``attempts == 0``), so every fired hook leaves a record — none is
-  dropped silently.
+  yields an outcome (``attempts == 0``), so no fired hook is dropped silently (the daemon
+  records a retraining hook's outcome as ``retrain_triggered`` and logs an alert hook's:
+  :mod:`agent.notify`).
 * **No shell, ever.** A command is an argv tuple given to :func:`subprocess.Popen` as is; an
   event's fields reach it as ``WARDEN_*`` environment variables, never spliced into a command
   line. stdin is ``/dev/null``.

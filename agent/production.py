@@ -53,7 +53,6 @@ Light: importing this module imports no NumPy, pyarrow or regopy.
 
 from __future__ import annotations
 
-import errno
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -66,10 +65,9 @@ from agent.monitoring import Monitor, WindowResult
 from agent.outbox import Outbox
 from agent.policy_input import ModelInfo, ProductionStatus, build_policy_input
 from agent.registry import Registry
-from trust._internal.files import replace_file
-from trust.canonical import Sha256, canonical_json, loads_object, sha256_hex
+from agent.state_files import keep_json, load_document, save_document
+from trust.canonical import Sha256
 from trust.errors import (
-    FormatError,
     StorageFullError,
     StorageUnavailableError,
     WardenError,
@@ -117,27 +115,6 @@ class Notice:
     retrain: bool = False
 
 
-def _storage_error(path: Path, exc: OSError, what: str) -> StorageUnavailableError:
-    reason = exc.strerror or str(exc)
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageFullError(f"{path}: {what} ({reason})", hint="free disk space; the "
-                                "agent retries on its next pass")
-    return StorageUnavailableError(f"{path}: {what} ({reason})")
-
-
-def _keep(directory: Path, doc: Mapping[str, Any]) -> tuple[Path, Sha256]:
-    """``doc`` as canonical JSON at ``directory/<sha256>.json`` (content-addressed, atomic)."""
-    data = canonical_json(dict(doc))
-    digest = Sha256(sha256_hex(data))
-    path = directory / f"{digest}.json"
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        replace_file(path, data)
-    except OSError as exc:
-        raise _storage_error(path, exc, "cannot keep the evidence") from None
-    return path, digest
-
-
 class _State:
     """``production.json``: ``{model: entry}`` (see the module docstring)."""
 
@@ -148,34 +125,15 @@ class _State:
     @classmethod
     def load(cls, path: Path) -> _State:
         st = cls(path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return st
-        except OSError as exc:
-            raise _storage_error(path, exc, "cannot read the production state") from None
-        try:
-            doc = loads_object(data, what=str(path))
-            models = doc.get("models")
-            if doc.get("schema") != PRODUCTION_SCHEMA or not isinstance(models, dict) or any(
-                not isinstance(v, dict) for v in models.values()
-            ):
-                raise FormatError(f"{path}: not a {PRODUCTION_SCHEMA} document")
-        except FormatError as exc:
-            raise StorageUnavailableError(
-                f"{exc.message}; refusing to govern production without it",
-                hint=f"restore {path} (removing it forgets which versions were rolled back "
-                "from)") from None
-        st.models = models
+        st.models = load_document(
+            path, schema=PRODUCTION_SCHEMA, key="models", what="the production state",
+            refusal="refusing to govern production without it",
+            hint=f"restore {path} (removing it forgets which versions were rolled back from)")
         return st
 
     def save(self) -> None:
-        data = canonical_json({"schema": PRODUCTION_SCHEMA, "models": self.models}) + b"\n"
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            replace_file(self.path, data)
-        except OSError as exc:
-            raise _storage_error(self.path, exc, "cannot save the production state") from None
+        save_document(self.path, schema=PRODUCTION_SCHEMA, key="models", entries=self.models,
+                      what="the production state")
 
     def entry(self, model: str) -> dict[str, Any]:
         return self.models.setdefault(model, {"version": None, "since": None, "alert": None,
@@ -306,7 +264,7 @@ class ProductionWatch:
                          n_features=None, artifact_sha256=subject.artifact_sha256)
 
     def _save_input(self, policy_input: Mapping[str, Any]) -> Sha256:
-        return _keep(self.inputs_dir, policy_input)[1]
+        return keep_json(self.inputs_dir, policy_input, what="the policy input")[1]
 
     def _record_result(self, monitor: Monitor, result: WindowResult, version: str,
                        entry: dict[str, Any], st: _State, *, policy: PolicyRef,
@@ -363,7 +321,7 @@ class ProductionWatch:
             return None
         self.log.warning("drift alert in production", extra={"fields": {
             **fields, "rules": [r["rule"] for r in alert_rules]}})
-        path, _ = _keep(self.evidence_dir, evidence)
+        path, _ = keep_json(self.evidence_dir, evidence, what="the evidence")
         reason = "; ".join(r["message"] for r in alert_rules)
         return Notice("drift_alert", model, version, reason, record, path,
                       details={"window": window["window"], "rows": result.rows,
@@ -470,7 +428,7 @@ class ProductionWatch:
                            "force; keeping the current one", extra={"fields": {
                                "model": model.name, "version": current, "reasons": reasons,
                                "skipped": len(choice.skipped), "seq": record.seq}})
-            path, _ = _keep(self.evidence_dir, evidence)
+            path, _ = keep_json(self.evidence_dir, evidence, what="the evidence")
             return Notice("rollback_impossible", model, current, reason, record, path,
                           details={"from": current, "reasons": list(reasons),
                                    "seq": record.seq})
@@ -492,7 +450,7 @@ class ProductionWatch:
         self.log.warning("production rolled back", extra={"fields": {
             "model": model.name, "from": current, "to": target, "reasons": reasons,
             "seq": record.seq}})
-        path, _ = _keep(self.evidence_dir, evidence)
+        path, _ = keep_json(self.evidence_dir, evidence, what="the evidence")
         return Notice("rollback", model, target, reason, record, path,
                       details={"from": current, "to": target, "reasons": list(reasons),
                                "seq": record.seq})

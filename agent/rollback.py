@@ -72,7 +72,6 @@ from typing import TYPE_CHECKING, Any
 from agent.config import ModelConfig
 from agent.policy_input import POLICY_INPUT_SCHEMA
 from agent.registry import ModelVersion, Registry
-from trust._internal.files import replace_file
 from trust.canonical import Sha256, canonical_json, loads_object
 from trust.errors import (
     DataError,
@@ -425,13 +424,11 @@ def save_input(choice: RollbackChoice, inputs_dir: Path) -> Path:
     Raises :class:`~trust.errors.StorageUnavailableError` when it cannot be written, and
     ValueError for a choice without a target (nothing was decided to keep).
     """
-    data = choice.input_bytes
-    if data is None or choice.input_sha256 is None:
+    if choice.policy_input is None or choice.input_sha256 is None:
         raise ValueError("a rollback choice without a target has no policy input to save")
-    path = inputs_dir / f"{choice.input_sha256}.json"
-    try:
-        inputs_dir.mkdir(parents=True, exist_ok=True)
-        replace_file(path, data)
-    except OSError as exc:
-        raise _storage_error(path, exc, "cannot save the rollback's policy input") from None
+    from agent.state_files import keep_json
+
+    path, digest = keep_json(inputs_dir, choice.policy_input,
+                             what="the rollback's policy input")
+    assert digest == choice.input_sha256  # the engine hashed the same canonical JSON
     return path

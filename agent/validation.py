@@ -105,9 +105,9 @@ from agent.config import AgentConfig, ModelConfig
 from agent.outbox import Outbox
 from agent.policy_input import ModelInfo, ProductionStatus, build_policy_input
 from agent.registry import MANIFEST_FILE, ArtefactKind, DirectoryRegistry, ModelVersion, Registry
-from trust._internal.files import replace_file
+from agent.state_files import keep_json, load_document, save_document
 from trust.approval import Approval
-from trust.canonical import Sha256, canonical_json, loads_object, sha256_hex
+from trust.canonical import Sha256, canonical_json, sha256_hex
 from trust.errors import (
     DataError,
     FormatError,
@@ -421,38 +421,19 @@ class Governor:
 
     def decided(self) -> dict[str, dict[str, dict[str, Any]]]:
         """``{model: {version: entry}}`` of versions already decided (missing file: none)."""
-        try:
-            data = self.state_path.read_bytes()
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            raise _storage_error(self.state_path, exc, "cannot read the decided versions") \
-                from None
-        try:
-            doc = loads_object(data, what=str(self.state_path))
-            versions = doc.get("decided")
-            if doc.get("schema") != DECISIONS_SCHEMA or not isinstance(versions, dict) or any(
-                not isinstance(v, dict) for v in versions.values()
-            ):
-                raise FormatError(f"{self.state_path}: not a {DECISIONS_SCHEMA} document")
-        except FormatError as exc:
-            # Not "nothing decided": re-deciding every version could move a pointer back.
-            raise StorageUnavailableError(
-                f"{exc.message}; refusing to govern rather than re-decide every version",
-                hint=f"restore {self.state_path} (or remove it to re-validate every version)",
-            ) from None
-        return versions
+        # Not "nothing decided" when damaged: re-deciding every version could move a
+        # pointer back.
+        return load_document(
+            self.state_path, schema=DECISIONS_SCHEMA, key="decided",
+            what="the decided versions",
+            refusal="refusing to govern rather than re-decide every version",
+            hint=f"restore {self.state_path} (or remove it to re-validate every version)")
 
     def _mark(self, model: str, version: str, entry: Mapping[str, Any]) -> None:
         decided = self.decided()
         decided.setdefault(model, {})[version] = dict(entry)
-        data = canonical_json({"schema": DECISIONS_SCHEMA, "decided": decided}) + b"\n"
-        try:
-            self.state_path.parent.mkdir(parents=True, exist_ok=True)
-            replace_file(self.state_path, data)
-        except OSError as exc:
-            raise _storage_error(self.state_path, exc, "cannot save the decided versions") \
-                from None
+        save_document(self.state_path, schema=DECISIONS_SCHEMA, key="decided",
+                      entries=decided, what="the decided versions")
 
     def pending(self) -> list[tuple[ModelConfig, str]]:
         """Complete versions of the configured models not yet decided, in registry order."""
@@ -511,12 +492,9 @@ class Governor:
         return self._decide(validation, policy, bundle.data, now)
 
     def _save_input(self, validation: Validation) -> Path:
-        path = self.inputs_dir / f"{validation.input_sha256}.json"
-        try:
-            self.inputs_dir.mkdir(parents=True, exist_ok=True)
-            replace_file(path, validation.input_bytes)
-        except OSError as exc:
-            raise _storage_error(path, exc, "cannot save the policy input") from None
+        path, digest = keep_json(self.inputs_dir, validation.policy_input,
+                                 what="the policy input")
+        assert digest == validation.input_sha256  # both are canonical_json of the input
         return path
 
     def _decide(self, v: Validation, policy: PolicyRef, thresholds: Mapping[str, Any],
