@@ -227,9 +227,17 @@ class ProductionWatch:
         for result in monitor.poll(now):
             notice = self._record_result(monitor, result, current, entry, st, policy=policy,
                                          engine=engine, now=now)
-            if notice is not None:
-                notices.append(notice)
-        if entry.get("check"):
+            if notice is None:
+                continue
+            notices.append(notice)
+            # An alert is acted on before the next window of a backlog can clear it.
+            rollback = self._check_rollback(monitor, current, entry, st, bundle=bundle,
+                                            engine=engine, now=now, decided=decided)
+            if rollback is not None:
+                notices.append(rollback)
+                if rollback.event == "rollback":
+                    break  # later windows are recorded next pass, about the new version
+        if entry.get("check") and entry.get("version") == current:
             rollback = self._check_rollback(monitor, current, entry, st, bundle=bundle,
                                             engine=engine, now=now, decided=decided)
             if rollback is not None:
