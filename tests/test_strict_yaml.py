@@ -35,8 +35,8 @@ def test_the_callers_error_class_is_raised() -> None:
 
 
 def test_booleans_are_yaml_1_2_so_on_and_no_stay_words() -> None:
-    doc = strict_yaml.load("on: [drift_alert]\ncountry: NO\nanswer: yes\nflag: true\nother: False\n",
-               source="agent.yaml")
+    text = "on: [drift_alert]\ncountry: NO\nanswer: yes\nflag: true\nother: False\n"
+    doc = strict_yaml.load(text, source="agent.yaml")
     assert doc == {"on": ["drift_alert"], "country": "NO", "answer": "yes", "flag": True,
                    "other": False}
     import yaml
