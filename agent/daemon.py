@@ -597,7 +597,7 @@ class Agent:
             return  # no policy in force: windows wait unrecorded (fail closed)
         engine = self._engine_for(bundle)
         notices = self.production.step(bundle=bundle, engine=engine, now=self.now(),
-                                       decided=self.governor.decided())
+                                       decided=self.governor.decided)
         for n in notices:
             self.notifier.fire(n.event, record=n.record, reason=n.reason,
                                evidence_path=n.evidence_path, details=n.details,

@@ -53,8 +53,9 @@ Light: importing this module imports no NumPy, pyarrow or regopy.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -145,6 +146,11 @@ def _drift_rules(decision: EngineDecision) -> list[dict[str, str]]:
     return [v.to_dict() for v in decision.violations if v.rule.startswith(DRIFT_RULE_PREFIX)]
 
 
+def _of_model(decided: Callable[[], Mapping[str, Mapping[str, Mapping[str, Any]]]],
+              name: str) -> Mapping[str, Mapping[str, Any]]:
+    return decided().get(name, {})
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -173,10 +179,12 @@ class ProductionWatch:
         self._failing: dict[str, str] = {}
 
     def step(self, *, bundle: PolicyBundle, engine: PolicyEngine, now: datetime,
-             decided: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[Notice]:
+             decided: Callable[[], Mapping[str, Mapping[str, Mapping[str, Any]]]]
+             ) -> list[Notice]:
         """One pass over every monitored model; the notices for the hooks.
 
-        ``decided`` is the governor's decided state (``Governor.decided()``). Raises storage
+        ``decided`` reads the governor's decided state (``Governor.decided``); it is called only
+        when a pointer moved or a rollback is considered, not on every idle pass. Raises storage
         errors (retried next pass; what was recorded stays recorded); a model whose
         registry or monitor fails otherwise is logged and the others go on.
         """
@@ -187,7 +195,7 @@ class ProductionWatch:
         for name, monitor in self.monitors.items():
             try:
                 notices.extend(self._model(monitor, st, bundle=bundle, engine=engine, now=now,
-                                           decided=decided.get(name, {})))
+                                           decided=functools.partial(_of_model, decided, name)))
             except (StorageFullError, StorageUnavailableError):
                 raise
             except WardenError as exc:
@@ -208,7 +216,7 @@ class ProductionWatch:
 
     def _model(self, monitor: Monitor, st: _State, *, bundle: PolicyBundle,
                engine: PolicyEngine, now: datetime,
-               decided: Mapping[str, Mapping[str, Any]]) -> list[Notice]:
+               decided: Callable[[], Mapping[str, Mapping[str, Any]]]) -> list[Notice]:
         model = monitor.model
         entry = st.entry(model.name)
         if entry.get("move"):
@@ -217,7 +225,7 @@ class ProductionWatch:
         if current is None:
             return []  # nothing in production: batches wait in the inputs directory
         if entry.get("version") != current:
-            promoted = decided.get(current, {})
+            promoted = decided().get(current, {})
             since = promoted.get("time") if promoted.get("stage") == PRODUCTION_STAGE else None
             entry.update(version=current, since=since or format_time(now), alert=None,
                          impossible=None, check=True)
@@ -392,7 +400,7 @@ class ProductionWatch:
 
     def _check_rollback(self, monitor: Monitor, current: str, entry: dict[str, Any],
                         st: _State, *, bundle: PolicyBundle, engine: PolicyEngine,
-                        now: datetime, decided: Mapping[str, Mapping[str, Any]]
+                        now: datetime, decided: Callable[[], Mapping[str, Mapping[str, Any]]]
                         ) -> Notice | None:
         from agent.rollback import choose_rollback_target, save_input
 
@@ -409,7 +417,7 @@ class ProductionWatch:
         trigger_sha = self._save_input(policy_input)
         choice = choose_rollback_target(
             registry=self.registry, model=model, stage=PRODUCTION_STAGE, current=current,
-            decided=decided, inputs_dir=self.inputs_dir, engine=engine, bundle=bundle,
+            decided=decided(), inputs_dir=self.inputs_dir, engine=engine, bundle=bundle,
             now=now, reasons=reasons, exclude=tuple(entry.get("rolled_back_from") or ()))
         alert = entry.get("alert") or {}
         evidence = {**choice.to_evidence(), "trigger": {

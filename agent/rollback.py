@@ -59,7 +59,6 @@ Importing this module is light (no NumPy, pyarrow or regopy): the idle daemon im
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import re
 from collections.abc import Collection, Mapping, Sequence
@@ -72,6 +71,7 @@ from typing import TYPE_CHECKING, Any
 from agent.config import ModelConfig
 from agent.policy_input import POLICY_INPUT_SCHEMA
 from agent.registry import ModelVersion, Registry
+from agent.state_files import keep_json, storage_error
 from trust.canonical import Sha256, canonical_json, loads_object
 from trust.errors import (
     DataError,
@@ -79,7 +79,6 @@ from trust.errors import (
     FormatError,
     NotFoundError,
     PolicyError,
-    StorageFullError,
     StorageUnavailableError,
     WardenError,
 )
@@ -223,15 +222,6 @@ def _short(text: str) -> str:
     return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
 
 
-def _storage_error(path: Path, exc: OSError, what: str) -> StorageUnavailableError:
-    reason = exc.strerror or str(exc)
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageFullError(f"{path}: {what} ({reason})", hint="free disk space; the "
-                                "agent retries on its next pass")
-    return StorageUnavailableError(f"{path}: {what} ({reason})",
-                                   hint="the rollback is retried on the agent's next pass")
-
-
 def _seq(entry: Mapping[str, Any]) -> int | None:
     seq = entry.get("seq")
     return seq if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 1 else None
@@ -288,7 +278,7 @@ def _saved_input(
     except IsADirectoryError:
         return Skipped(version, SkipCode.INPUT_TAMPERED, f"{path}: is a directory")
     except OSError as exc:
-        raise _storage_error(path, exc, "cannot read a saved policy input") from None
+        raise storage_error(path, exc, "cannot read a saved policy input") from None
     actual = hashlib.sha256(data).hexdigest()
     if actual != recorded:
         return Skipped(version, SkipCode.INPUT_TAMPERED,
@@ -426,8 +416,6 @@ def save_input(choice: RollbackChoice, inputs_dir: Path) -> Path:
     """
     if choice.policy_input is None or choice.input_sha256 is None:
         raise ValueError("a rollback choice without a target has no policy input to save")
-    from agent.state_files import keep_json
-
     path, digest = keep_json(inputs_dir, choice.policy_input,
                              what="the rollback's policy input")
     assert digest == choice.input_sha256  # the engine hashed the same canonical JSON

@@ -88,7 +88,6 @@ them.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import importlib.util
 import logging
@@ -105,14 +104,13 @@ from agent.config import AgentConfig, ModelConfig
 from agent.outbox import Outbox
 from agent.policy_input import ModelInfo, ProductionStatus, build_policy_input
 from agent.registry import MANIFEST_FILE, ArtefactKind, DirectoryRegistry, ModelVersion, Registry
-from agent.state_files import keep_json, load_document, save_document
+from agent.state_files import keep_json, load_document, save_document, storage_error
 from trust.approval import Approval
 from trust.canonical import Sha256, canonical_json, sha256_hex
 from trust.errors import (
     DataError,
     FormatError,
     PolicyError,
-    StorageFullError,
     StorageUnavailableError,
     UsageError,
     WardenError,
@@ -248,7 +246,7 @@ def _join_predictions(model: ModelConfig, version: ModelVersion, out: Path) -> i
     try:
         pq.write_table(pa.table(arrays), out)
     except OSError as exc:
-        raise _storage_error(out, exc, "cannot write the joined predictions") from None
+        raise storage_error(out, exc, "cannot write the joined predictions") from None
     return rows
 
 
@@ -382,14 +380,6 @@ class Outcome:
     # The fairness advice as recorded (``Advice.to_dict()``, ``{"skipped": reason}`` or
     # ``{"error": message}``); None when the decision did not call for any.
     advice: Mapping[str, Any] | None = None
-
-
-def _storage_error(path: Path, exc: OSError, what: str) -> StorageUnavailableError:
-    reason = exc.strerror or str(exc)
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageFullError(f"{path}: {what} ({reason})", hint="free disk space; the agent "
-                                "retries on its next pass")
-    return StorageUnavailableError(f"{path}: {what} ({reason})")
 
 
 def _short(message: str) -> str:
@@ -605,7 +595,7 @@ class Governor:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise _storage_error(path, exc, "cannot read the trainer's model card") from None
+            raise storage_error(path, exc, "cannot read the trainer's model card") from None
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.agent.daemon_world import Agents
+from tests.agent.daemon_world import Agents, HubProcess, Trust, make_hub, make_trust
 
 
 @pytest.fixture
@@ -15,3 +16,13 @@ def agents() -> Iterator[Agents]:
     a = Agents()
     yield a
     a.close()
+
+
+@pytest.fixture
+def started_hub(tmp_path: Path) -> Iterator[tuple[HubProcess, Trust]]:
+    """Fresh officers and a ``warden hub serve`` process on SQLite, killed at the end."""
+    trust = make_trust(tmp_path / "trust")
+    hub = make_hub(tmp_path, trust)
+    hub.start()
+    yield hub, trust
+    hub.kill()

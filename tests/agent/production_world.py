@@ -198,9 +198,9 @@ class Node:
     def step(self, at: datetime) -> list[Notice]:
         """One production pass at ``at``, with the governor's decided state, as the daemon
         makes it."""
-        decided = Governor(self.config, self.registry, self.outbox, log=LOG).decided()
+        governor = Governor(self.config, self.registry, self.outbox, log=LOG)
         return self.watch.step(bundle=self.bundle, engine=self.engine, now=at,
-                               decided=decided)
+                               decided=governor.decided)
 
     def restart(self, *, fail_moves: bool = False) -> None:
         """A new process on the same state directory: outbox reopened, a new watch."""

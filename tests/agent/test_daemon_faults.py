@@ -42,7 +42,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -66,8 +66,6 @@ from tests.agent.daemon_world import (
     init_node,
     is_policy_applied,
     iter_entries,
-    make_hub,
-    make_trust,
     mapped_objects,
     model_entry,
     run_warden,
@@ -109,15 +107,6 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     pq.write_table(credit_table(20_000, seed=11), d / "validation.parquet")
     out["data"] = d / "validation.parquet"
     return out
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[tuple[HubProcess, Trust]]:
-    trust = make_trust(tmp_path / "trust")
-    hub = make_hub(tmp_path, trust)
-    hub.start()
-    yield hub, trust
-    hub.kill()
 
 
 def drop(release: Path, config: Path, version: str, *, model: str = MODEL) -> None:
@@ -315,9 +304,9 @@ def promoted_line(version: str, model: str = MODEL) -> Callable[[dict[str, Any]]
 
 
 def test_kill_9_at_arbitrary_points_loses_no_record_and_takes_no_action_without_one(
-    tmp_path: Path, world: tuple[HubProcess, Trust], releases: dict[str, Path], agents: Agents
+    tmp_path: Path, started_hub: tuple[HubProcess, Trust], releases: dict[str, Path], agents: Agents
 ) -> None:
-    hub, trust = world
+    hub, trust = started_hub
     cfg = init_node(tmp_path / "nodes", "emea-1", hub, trust, data=releases["data"])
     publish(hub, standard_bundle(trust, 1))
     rng = random.Random(20261202)  # seeded: the same kill points on every run
@@ -400,9 +389,9 @@ def test_kill_9_at_arbitrary_points_loses_no_record_and_takes_no_action_without_
 
 
 def test_sighup_reloads_models_and_log_level_and_refuses_a_new_identity(
-    tmp_path: Path, world: tuple[HubProcess, Trust], releases: dict[str, Path], agents: Agents
+    tmp_path: Path, started_hub: tuple[HubProcess, Trust], releases: dict[str, Path], agents: Agents
 ) -> None:
-    hub, trust = world
+    hub, trust = started_hub
     cfg = init_node(tmp_path / "nodes", "emea-1", hub, trust, data=releases["data"])
     publish(hub, standard_bundle(trust, 1))
     drop(releases["fair"], cfg, "1.0.0")
@@ -454,11 +443,11 @@ def test_sighup_reloads_models_and_log_level_and_refuses_a_new_identity(
 
 
 def test_sigterm_during_validation_exits_0_and_a_restart_governs_what_is_left(
-    tmp_path: Path, world: tuple[HubProcess, Trust], releases: dict[str, Path], agents: Agents
+    tmp_path: Path, started_hub: tuple[HubProcess, Trust], releases: dict[str, Path], agents: Agents
 ) -> None:
     import pyarrow.parquet as pq
 
-    hub, trust = world
+    hub, trust = started_hub
     big = tmp_path / "big-validation.parquet"  # each validation takes a while on it
     pq.write_table(credit_table(300_000, seed=12), big)
     cfg = init_node(tmp_path / "nodes", "emea-1", hub, trust, data=big)
@@ -518,9 +507,9 @@ def test_sigterm_during_validation_exits_0_and_a_restart_governs_what_is_left(
 
 
 def test_a_node_the_hub_does_not_know_keeps_running_and_stops_cleanly(
-    tmp_path: Path, world: tuple[HubProcess, Trust], agents: Agents
+    tmp_path: Path, started_hub: tuple[HubProcess, Trust], agents: Agents
 ) -> None:
-    hub, trust = world
+    hub, trust = started_hub
     d = tmp_path / "nodes" / "ghost-1"  # `warden agent init` only: never enrolled
     run_warden("agent", "init", "--node-id", "ghost-1", "--hub", hub.address, "--ca",
                str(hub.dir / "tls" / "ca.crt"), "--root", str(trust.root), "--dir", str(d))
@@ -546,9 +535,9 @@ def test_a_node_the_hub_does_not_know_keeps_running_and_stops_cleanly(
 
 
 def test_a_signed_bundle_the_engine_cannot_build_is_rejected_and_a_later_good_one_governs(
-    tmp_path: Path, world: tuple[HubProcess, Trust], releases: dict[str, Path], agents: Agents
+    tmp_path: Path, started_hub: tuple[HubProcess, Trust], releases: dict[str, Path], agents: Agents
 ) -> None:
-    hub, trust = world
+    hub, trust = started_hub
     cfg = init_node(tmp_path / "nodes", "emea-1", hub, trust, data=releases["data"])
     drop(releases["fair"], cfg, "1.0.0")  # pending: the bundle is tried as soon as it lands
     a = agents.start(cfg)
@@ -602,9 +591,9 @@ def test_a_signed_bundle_the_engine_cannot_build_is_rejected_and_a_later_good_on
 
 
 def test_a_full_outbox_stops_governance_not_the_daemon_and_it_resumes_once_pruned(
-    tmp_path: Path, world: tuple[HubProcess, Trust], releases: dict[str, Path], agents: Agents
+    tmp_path: Path, started_hub: tuple[HubProcess, Trust], releases: dict[str, Path], agents: Agents
 ) -> None:
-    hub, trust = world
+    hub, trust = started_hub
     cfg = init_node(tmp_path / "nodes", "emea-1", hub, trust, data=releases["data"],
                     settings={**FAST_INTERVALS, "outbox_max_bytes": 65536})
     publish(hub, standard_bundle(trust, 1))

@@ -24,7 +24,6 @@ import json
 import shutil
 import sys
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,8 +41,6 @@ from tests.agent.daemon_world import (
     init_node,
     is_policy_applied,
     iter_entries,
-    make_hub,
-    make_trust,
     node_status,
     run_warden,
     stage_of,
@@ -214,15 +211,6 @@ def _check_ledger(records: list[Any], config: Path, *, current: str, previous: s
     assert sorted(alerts) == ["drift_alert", "rollback"]
 
 
-@pytest.fixture
-def hub(tmp_path: Path) -> Iterator[tuple[HubProcess, Trust]]:
-    trust = make_trust(tmp_path / "trust")
-    h = make_hub(tmp_path, trust)
-    h.start()
-    yield h, trust
-    h.kill()
-
-
 def _drop(release: Path, config: Path) -> None:
     dest = config.parent / "models" / MODEL / release.name
     shutil.copytree(release, dest, ignore=shutil.ignore_patterns("READY"))
@@ -230,9 +218,9 @@ def _drop(release: Path, config: Path) -> None:
 
 
 def test_drift_in_production_rolls_back_and_retrains(
-    tmp_path: Path, hub: tuple[HubProcess, Trust], agents: Agents
+    tmp_path: Path, started_hub: tuple[HubProcess, Trust], agents: Agents
 ) -> None:
-    h, trust = hub
+    h, trust = started_hub
     releases = tmp_path / "releases"
     v1 = write_release(releases, MODEL, "1.0.0", seed=3, stage="production")
     v2 = write_release(releases, MODEL, "1.1.0", seed=5, stage="production")
@@ -287,12 +275,12 @@ def test_drift_in_production_rolls_back_and_retrains(
 
 
 def test_the_same_flow_on_an_mlflow_registry(
-    tmp_path: Path, hub: tuple[HubProcess, Trust], agents: Agents
+    tmp_path: Path, started_hub: tuple[HubProcess, Trust], agents: Agents
 ) -> None:
     from tests.agent.mlflow_world import RUN_TAGS, MlflowWorld
     from trust.record import EventType
 
-    h, trust = hub
+    h, trust = started_hub
     world = MlflowWorld(tmp_path / "mlflow")
     stage_tag = {"warden.target_stage": "production"}
     first = world.log_version(MODEL, version_tags=stage_tag)
